@@ -1,0 +1,34 @@
+# make demo : venv + install + prepare the bundled sample faces + train the CPU quickstart
+#             + evaluate it + restore one sample face with an eyes mask
+# make test : venv + install with test extras + pytest
+VENV   ?= .venv
+PYTHON ?= python3
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.facegan-installed
+RUN     = runs/quickstart_inpaint
+
+.PHONY: demo test install clean-demo
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/facegan prepare sample --out data/sample
+	@if [ -f $(RUN)/checkpoints/last.pt ]; then \
+		echo "$(RUN) is already trained (make clean-demo to start over)"; \
+	else \
+		$(BIN)/facegan train recipes/quickstart_inpaint.yaml --out $(RUN); \
+	fi
+	$(BIN)/facegan eval $(RUN) --mask eyes
+	$(BIN)/facegan restore data/sample/examples/test_000.png --task inpaint --mask eyes \
+		--checkpoint $(RUN) --out $(RUN)/restored
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean-demo:
+	rm -rf $(RUN)

@@ -1,0 +1,96 @@
+"""Checkpoints (DESIGN §6): one file per save, written atomically, self-sufficient.
+
+A checkpoint holds the generator, discriminator, both optimizers and schedulers, the EMA
+generator, the step, the fully resolved recipe, the task (and SR scale), the aligned-face
+template, the facegan version and format version. ``eval`` and ``restore`` need nothing else.
+It is loaded with ``weights_only=True``: a checkpoint never executes code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facegan.errors import FaceganError
+
+FORMAT = "facegan-checkpoint"
+FORMAT_VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (-> its checkpoints/last.pt)."""
+    p = Path(path)
+    if p.is_dir():
+        last = p / "checkpoints" / "last.pt"
+        if not last.is_file():
+            raise FaceganError(f"{p} has no checkpoints/last.pt; is it a finished `facegan train` run?")
+        return last
+    if not p.is_file():
+        raise FaceganError(f"checkpoint {p} not found")
+    return p
+
+
+def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
+    """Load and check a checkpoint; ``task`` refuses one of another task."""
+    p = resolve_checkpoint(path)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated file, not a torch file, pickled code...
+        raise FaceganError(f"{p} is not a readable facegan checkpoint ({type(err).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise FaceganError(f"{p} is not a facegan checkpoint")
+    if ckpt.get("format_version", 0) > FORMAT_VERSION:
+        raise FaceganError(f"{p} was written by a newer facegan ({ckpt.get('facegan_version')}); upgrade facegan")
+    if task is not None and ckpt.get("task") != task:
+        raise FaceganError(f"{p} is a '{ckpt.get('task')}' checkpoint, not '{task}'")
+    ckpt["path"] = str(p)
+    return ckpt
+
+
+def newest_run_checkpoint(runs: Path, task: str) -> Path:
+    """checkpoints/last.pt of the most recently written run of ``task`` under ``runs``."""
+    found = []
+    for last in runs.glob("*/checkpoints/last.pt"):
+        try:
+            info = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:
+            continue
+        if isinstance(info, dict) and info.get("format") == FORMAT and info.get("task") == task:
+            found.append((last.stat().st_mtime, last))
+    if not found:
+        raise FaceganError(f"no '{task}' run found in {runs}/; train one or pass --checkpoint FILE_OR_RUN")
+    return max(found)[1]
+
+
+def build_eval_generator(ckpt: dict, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The checkpoint's generator (EMA weights when present), in eval mode."""
+    from facegan.engines.tasks import make_task
+    from facegan.recipe import validate_recipe
+
+    recipe = validate_recipe(ckpt["recipe"], source=f"{ckpt.get('path', 'checkpoint')} (stored recipe)")
+    gen = make_task(recipe).build_generator()
+    state = ckpt.get("ema") or ckpt["generator"]
+    try:
+        gen.load_state_dict(state)
+    except RuntimeError as err:
+        raise FaceganError(f"{ckpt.get('path')}: generator weights do not fit its recipe ({str(err).splitlines()[0]})") from None
+    return gen.to(device).eval()
