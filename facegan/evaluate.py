@@ -61,7 +61,7 @@ def evaluate(
 ) -> dict:
     """Score a checkpoint; returns the JSON summary (also written to disk)."""
     from facegan import metrics
-    from facegan.data import masks as masklib
+    from facegan.data import mask_files
     from facegan.data.loader import to_model_range
     from facegan.data.packed import PackedDataset
     from facegan.engines.checkpoint import build_eval_generator, load_checkpoint
@@ -88,9 +88,9 @@ def evaluate(
         raise FaceganError(f"split '{split_name}' of {data_path} is empty")
 
     mask_arg = mask or recipe.eval.mask
-    spec = masklib.parse_mask_spec(mask_arg)
+    spec = mask_files.parse_mask_spec(mask_arg)
     mask_name = spec if isinstance(spec, str) else Path(spec).stem
-    mask_value = spec if isinstance(spec, str) else masklib.load_mask_file(spec, dataset.size)
+    mask_value = spec if isinstance(spec, str) else mask_files.load_mask_file(spec, dataset.size)
     id_name = identity_net or recipe.eval.identity_net or recipe.loss.identity_net
     id_weights = recipe.loss.identity_weights if id_name == recipe.loss.identity_net else None
     id_net = load_identity_net(id_name, id_weights, device=dev)

@@ -41,6 +41,7 @@ def restore_aligned(
     console=None,
 ) -> tuple[Path, Path]:
     """Inpaint an aligned face photo; returns (restored PNG, side-by-side PNG)."""
+    from facegan.data import mask_files
     from facegan.data import masks as masklib
     from facegan.data.loader import to_model_range
     from facegan.engines.checkpoint import build_eval_generator
@@ -52,7 +53,7 @@ def restore_aligned(
 
     image_path = Path(image_path)
     photo = np.asarray(load_image(image_path))
-    spec = masklib.parse_mask_spec(mask)
+    spec = mask_files.parse_mask_spec(mask)
     ckpt = find_checkpoint(checkpoint, "inpaint", Path(runs_dir), console)
     size = int(ckpt["size"])
     dev = pick_device(device)
@@ -69,13 +70,10 @@ def restore_aligned(
     if isinstance(spec, str):
         tpl = np.asarray(ckpt.get("template", {}).get("points") or [], dtype=np.float64)
         lms = torch.tensor(template_points(size, tpl if tpl.size else None), dtype=torch.float32)[None]
-        if spec in ("box", "freeform"):
-            small = masklib.eval_masks(spec, [0], size, landmarks=lms, seed=seed)
-        else:
-            small = masklib.make_masks(spec, 1, size, landmarks=lms, random=False)
+        small = masklib.eval_masks(spec, [0], size, landmarks=lms, seed=seed)  # canonical shape; box/freeform seeded
         full = torch.nn.functional.interpolate(small, size=(h, w), mode="nearest")
     else:
-        full = _load_mask_like(Path(spec), h, w)
+        full = mask_files.load_mask_for_photo(spec, w, h)
         small = torch.nn.functional.interpolate(full, size=(size, size), mode="area").gt(0.5).float()
     if small.sum() == 0:
         raise FaceganError(f"the mask '{mask}' leaves no hole at {size}px")
@@ -98,19 +96,3 @@ def restore_aligned(
     save_image(Image.fromarray(restored), restored_path)
     save_image(grid_image([("input", photo[None]), ("occluded", occluded[None]), ("restored", restored[None])]), compare_path)
     return restored_path, compare_path
-
-
-def _load_mask_like(path: Path, h: int, w: int) -> torch.Tensor:
-    """A mask file at the photo's size (resized when only the scale differs), 1 = hole."""
-    from facegan.faces import load_image
-
-    m = load_image(path).convert("L")
-    mw, mh = m.size
-    if abs(mw / mh - w / h) > 0.01 * (w / h):
-        raise FaceganError(f"mask {path} is {mw}x{mh} but the photo is {w}x{h}: aspect ratios differ")
-    if (mw, mh) != (w, h):
-        m = m.resize((w, h), Image.BILINEAR)
-    arr = np.asarray(m) > 127
-    if not arr.any():
-        raise FaceganError(f"mask {path} has no white (hole) pixels")
-    return torch.from_numpy(arr.astype(np.float32))[None, None]
