@@ -98,7 +98,7 @@ def evaluate(
     gen = build_eval_generator(ckpt, dev)
     seed = recipe.eval.seed
 
-    per_image: dict[str, list[np.ndarray]] = {k: [] for k, _, _ in INPAINT_COLUMNS}
+    scores: dict[str, dict[str, list[np.ndarray]]] = {"model": {}, "reference": {}}
     first_grid = None
     bs = recipe.eval.batch
     progress = _progress(console, n, f"eval {split_name} / {mask_name}")
@@ -106,29 +106,31 @@ def evaluate(
         task_id = progress.add_task("eval", total=n) if progress is not None else None
         for start in range(0, n, bs):
             stop = min(n, start + bs)
-            images = to_model_range(torch.from_numpy(np.ascontiguousarray(faces.images[start:stop])).to(dev))
-            lms = torch.from_numpy(np.ascontiguousarray(faces.landmarks[start:stop])).to(dev)
+            images = to_model_range(torch.from_numpy(np.array(faces.images[start:stop])).to(dev))
+            lms = torch.from_numpy(np.array(faces.landmarks[start:stop], dtype=np.float32)).to(dev)
             batch = task.eval_batch(images, lms, range(start, stop), mask_value, seed)
             with torch.no_grad():
                 raw, result = task.run(gen, batch)
-                cos = metrics.identity_cosine(id_net(result), id_net(batch.target))
-            out_u8, gt_u8 = metrics.to_uint8(result), metrics.to_uint8(batch.target)
-            hole = batch.mask[:, 0].cpu().numpy() > 0.5
-            per_image["psnr"].append(metrics.psnr(out_u8, gt_u8))
-            per_image["ssim"].append(metrics.ssim(out_u8, gt_u8))
-            per_image["hole_l1"].append(metrics.hole_l1(out_u8, gt_u8, hole))
-            per_image["hole_psnr"].append(metrics.hole_psnr(out_u8, gt_u8, hole))
-            per_image["id_cos"].append(np.asarray(cos, dtype=np.float64))
+                target_emb = id_net(batch.target)
+                outputs = {"model": result, "reference": task.reference(batch)}
+                hole = batch.mask[:, 0].cpu().numpy() > 0.5
+                gt_u8 = metrics.to_uint8(batch.target)
+                for name, images_out in outputs.items():
+                    cos = metrics.identity_cosine(id_net(images_out), target_emb)
+                    for key, value in _score(metrics.to_uint8(images_out), gt_u8, hole, cos).items():
+                        scores[name].setdefault(key, []).append(value)
             if first_grid is None:
                 k = min(8, stop - start)
                 first_grid = [(v.title, metrics.to_uint8(v.images[:k])) for v in task.visuals(batch, raw, result)]
             if progress is not None:
                 progress.update(task_id, completed=stop)
 
-    values = {k: np.concatenate(v) for k, v in per_image.items()}
+    values = {k: np.concatenate(v) for k, v in scores["model"].items()}
+    ref_values = {k: np.concatenate(v) for k, v in scores["reference"].items()}
     summary, ci = {}, {}
     for k in values:
         summary[k], ci[k] = mean_ci(values[k])
+    reference = {k: mean_ci(v)[0] for k, v in ref_values.items()}
 
     target_dir = Path(out_dir) if out_dir is not None else eval_dir_for(ckpt_path)
     stem = f"{split_name}_{mask_name}"
@@ -144,6 +146,7 @@ def evaluate(
     result = {
         "metrics": summary,
         "ci95": ci,
+        "reference": {"name": task.reference_name, "metrics": reference},
         "n_images": n,
         "task": recipe.task,
         "checkpoint": str(ckpt_path),
@@ -162,13 +165,26 @@ def evaluate(
         atomic_write_bytes(Path(json_out), text.encode())
 
     if console is not None:
-        rows = [(f"{recipe.name} @ step {ckpt.get('step')}", summary)]
+        rows = [(f"{recipe.name} @ step {ckpt.get('step')}", summary), (task.reference_name, reference)]
         cap = (f"{n} images of {data_path}/{split_name}, mask '{mask_name}' (seed {seed}); mean over images, "
                f"± 95% CI: " + ", ".join(f"{k} ±{ci[k]:.3g}" for k in ci)
                + f"; identity by {id_name}. PSNR/SSIM on the composite, uint8 (see `facegan eval --help`).")
         console.print(metrics_table("facegan eval (inpaint)", rows, INPAINT_COLUMNS, caption=cap))
         console.print(f"per-image CSV: {csv_path}\ngrid: {target_dir / (stem + '.png')}")
     return result
+
+
+def _score(out_u8: np.ndarray, gt_u8: np.ndarray, hole: np.ndarray, cos: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-image inpainting metrics of a batch (DESIGN §4)."""
+    from facegan import metrics
+
+    return {
+        "psnr": metrics.psnr(out_u8, gt_u8),
+        "ssim": metrics.ssim(out_u8, gt_u8),
+        "hole_l1": metrics.hole_l1(out_u8, gt_u8, hole),
+        "hole_psnr": metrics.hole_psnr(out_u8, gt_u8, hole),
+        "id_cos": np.asarray(cos, dtype=np.float64),
+    }
 
 
 def _progress(console, total: int, label: str):

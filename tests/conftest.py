@@ -42,3 +42,44 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# --------------------------------------------------------------------------- tiny real runs
+
+TINY = [
+    "data.size=64",
+    "model.width=8",
+    "model.d_width=8",
+    "train.batch=4",
+    "train.steps=6",
+    "train.log_every=2",
+    "train.sample_every=3",
+    "train.checkpoint_every=3",
+    "train.lr_g=1e-3",
+    "loss.identity_net=mobilefacenet",
+    "loss.identity=0.1",
+]
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory) -> Path:
+    """The bundled sample faces, packed at 64 px (MTCNN + alignment: the real pipeline)."""
+    from facegan.data.prepare import prepare_sample
+
+    return prepare_sample(tmp_path_factory.mktemp("data") / "sample64", size=64)
+
+
+def tiny_recipe(data: Path, *extra: str):
+    from facegan.recipe import load_recipe
+
+    return load_recipe(REPO / "recipes" / "quickstart_inpaint.yaml", [*TINY, f"data.path={data}", *extra])
+
+
+@pytest.fixture(scope="session")
+def tiny_run(sample_data, tmp_path_factory) -> Path:
+    """A 6-step inpainting run on the sample faces (checkpoints at steps 3 and 6)."""
+    from facegan.engines.gan import train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(tiny_recipe(sample_data), out)
+    return out

@@ -71,7 +71,7 @@ class BatchLoader:
                 f"({self.n} images); lower train.batch"
             )
         self.placement = self._choose_placement(split, placement, device)
-        images = torch.from_numpy(np.ascontiguousarray(split.images))
+        images = torch.from_numpy(np.array(split.images))  # one read of the memory map into RAM
         if self.placement == "device":
             self.images = images.to(device)
         elif device.type == "cuda":

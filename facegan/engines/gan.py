@@ -316,8 +316,6 @@ class Trainer:
         gen.eval()
         raw, result = self.task.run(gen, batch)
         gen.train(was_training)
-        if self.ema is None:
-            self.G.train()
         out_u8, gt_u8 = metrics.to_uint8(result), metrics.to_uint8(batch.target)
         crop = self.task.scale or 0
         vals = {"psnr": float(metrics.psnr(out_u8, gt_u8, crop_border=crop).mean()),
@@ -339,8 +337,7 @@ class Trainer:
             _truncate_log(log_path, self.step)
         pending: list[torch.Tensor] = []
         progress = _Progress(self, enabled=main)
-        last_flush, flushed_steps = time.perf_counter(), 0
-        info = "starting"
+        last_flush = time.perf_counter()
         with progress:
             while self.step < self.total:
                 pending.append(self.train_step())
@@ -354,14 +351,13 @@ class Trainer:
                     records = [dict(kind="step", step=first + i, **dict(zip(LOSS_KEYS, v))) for i, v in enumerate(values)]
                     pending, last_flush = [], now
                     last = records[-1]
-                    info = (f"D {last['d']:.3f}  G {last['g']:.3f}  rec {last['g_rec']:.3f}  id {last['g_id']:.3f}  "
+                    info = (f"D {last['d']:.3f} G {last['g']:.3f} rec {last['g_rec']:.3f} id {last['g_id']:.3f} "
                             f"D(x) {last['d_real']:.2f} D(G(z)) {last['d_fake']:.2f}")
                     if main:
                         records[-1]["img_s"] = img_s
                         records[-1]["lr_g"] = self.opt_g.param_groups[0]["lr"]
                         _append_log(log_path, records)
                     progress.update(self.step, img_s, info)
-                    flushed_steps = self.step
                 if main and (self.step % t.sample_every == 0 or done):
                     vals = self.validate()
                     _append_log(log_path, [dict(kind="val", step=self.step, **vals)])
@@ -372,7 +368,6 @@ class Trainer:
                     progress.note(f"checkpoint {path.relative_to(self.out)}")
                 if self.dist.world > 1 and (self.step % t.checkpoint_every == 0 or done):
                     torch.distributed.barrier()
-        del flushed_steps
         return self.out / "checkpoints" / "last.pt"
 
 
@@ -412,15 +407,14 @@ class _Progress:
         self.trainer = trainer
         if not self.enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         dev = str(trainer.device) + (" bf16" if trainer.amp else "")
         self.bar = Progress(
             TextColumn(f"[bold]{trainer.recipe.name}[/] [dim]{dev}[/]"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[img_s]:>7.1f} img/s"),
-            TimeElapsedColumn(),
+            TextColumn("{task.fields[img_s]:.1f} img/s"),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),

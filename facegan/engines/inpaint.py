@@ -81,6 +81,12 @@ class InpaintTask:
     def loss_weights(self) -> dict[str, float]:
         return {"rec": self.recipe.loss.reconstruction}
 
+    reference_name = "grey hole (no model)"
+
+    def reference(self, batch: TaskBatch) -> torch.Tensor:
+        """What a user has without the model (scored beside it by eval): the hole left mid-grey."""
+        return batch.inputs[0]
+
     def visuals(self, batch: TaskBatch, raw: torch.Tensor, result: torch.Tensor) -> list[Visual]:
         shown = batch.inputs[0] + batch.mask * torch.tensor([0.6, 0.6, 0.6], device=result.device).view(1, 3, 1, 1)
         return [

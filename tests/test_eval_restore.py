@@ -1,0 +1,146 @@
+"""`facegan eval` and `facegan restore` on a tiny real run; bad input gives one line, exit 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from facegan import metrics
+from facegan.cli import app
+from facegan.engines.checkpoint import atomic_torch_save, load_checkpoint
+from facegan.errors import FaceganError
+from facegan.evaluate import evaluate
+from facegan.restore import restore_aligned
+
+runner = CliRunner()
+
+
+def test_eval_writes_table_json_and_csv(tiny_run, tmp_path):
+    out = tmp_path / "eval.json"
+    res = runner.invoke(app, ["eval", str(tiny_run), "--mask", "eyes", "--json", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "PSNR" in res.output and "identity" in res.output and "grey hole" in res.output
+    data = json.loads(out.read_text())
+    assert set(data["metrics"]) == {"psnr", "ssim", "hole_l1", "hole_psnr", "id_cos"}
+    assert data["n_images"] == 6 and data["mask"] == "eyes" and data["identity_net"] == "mobilefacenet"
+    with open(data["per_image_csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    assert abs(np.mean([float(r["psnr"]) for r in rows]) - data["metrics"]["psnr"]) < 1e-5
+    assert 0 < data["metrics"]["ssim"] < 1 and -1 <= data["metrics"]["id_cos"] <= 1
+    assert (tiny_run / "eval" / "test_eyes.png").is_file()
+
+
+def test_eval_is_deterministic_and_matches_an_independent_computation(tiny_run, sample_data, tmp_path):
+    a = evaluate(tiny_run, mask="center", device="cpu", out_dir=tmp_path / "a")
+    b = evaluate(tiny_run / "checkpoints" / "last.pt", mask="center", device="cpu", out_dir=tmp_path / "b")
+    assert a["metrics"] == b["metrics"]
+    # Recompute PSNR of the composite by hand from the checkpoint's EMA generator.
+    from facegan.data.packed import PackedDataset
+    from facegan.engines.checkpoint import build_eval_generator
+
+    gen = build_eval_generator(load_checkpoint(tiny_run))
+    split = PackedDataset(sample_data).split("test")
+    x = torch.from_numpy(np.array(split.images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    m = torch.zeros(len(x), 1, 64, 64)
+    m[..., 16:48, 16:48] = 1  # `center` = the middle 50% square
+    with torch.no_grad():
+        out = gen(x * (1 - m), m)
+    comp = out * m + x * (1 - m)
+    want = metrics.psnr(metrics.to_uint8(comp), np.array(split.images)).mean()
+    assert abs(a["metrics"]["psnr"] - want) < 1e-9
+
+
+def test_eval_bad_input(tiny_run, tmp_path):
+    res = runner.invoke(app, ["eval", str(tmp_path)])
+    assert res.exit_code == 2 and "no checkpoints/last.pt" in res.output
+    res = runner.invoke(app, ["eval", str(tiny_run), "--data", str(tmp_path)])
+    assert res.exit_code == 2 and "not a facegan dataset" in res.output
+    res = runner.invoke(app, ["eval", str(tiny_run), "--split", "nope"])
+    assert res.exit_code == 2 and "split 'nope'" in res.output
+    res = runner.invoke(app, ["eval", str(tiny_run), "--mask", "stripes"])
+    assert res.exit_code == 2 and "stripes" in res.output
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    res = runner.invoke(app, ["eval", str(junk)])
+    assert res.exit_code == 2 and "not a readable facegan checkpoint" in res.output
+    for r in (res,):
+        assert "Traceback" not in r.output
+
+
+def test_wrong_task_checkpoint_is_refused(tiny_run, tmp_path):
+    ckpt = load_checkpoint(tiny_run)
+    ckpt.pop("path")
+    ckpt["task"] = "sr"
+    other = tmp_path / "sr.pt"
+    atomic_torch_save(ckpt, other)
+    with pytest.raises(FaceganError, match="is a 'sr' checkpoint, not 'inpaint'"):
+        load_checkpoint(other, task="inpaint")
+    img = tmp_path / "face.png"
+    Image.new("RGB", (64, 64), "gray").save(img)
+    res = runner.invoke(app, ["restore", str(img), "--checkpoint", str(other), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "not 'inpaint'" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def _face(sample_data, tmp_path, size=(150, 150)):
+    src = sample_data / "examples" / "test_001.png"
+    path = tmp_path / "face.png"
+    Image.open(src).resize(size, Image.BICUBIC).save(path)
+    return path
+
+
+def test_restore_changes_only_the_hole(tiny_run, sample_data, tmp_path):
+    face = _face(sample_data, tmp_path, (150, 150))
+    restored, compare = restore_aligned(face, mask="eyes", checkpoint=tiny_run, out_dir=tmp_path / "out", device="cpu")
+    before = np.asarray(Image.open(face).convert("RGB"))
+    after = np.asarray(Image.open(restored))
+    assert after.shape == before.shape
+    changed = (after != before).any(-1)
+    assert changed.any()
+    ys, xs = np.nonzero(changed)
+    # the eyes hole sits around the eye line (about 52% of the height)
+    assert 0.35 * 150 < ys.mean() < 0.65 * 150 and 0.3 * 150 < xs.mean() < 0.7 * 150
+    assert not changed[: int(0.3 * 150)].any() and not changed[int(0.75 * 150):].any()
+    assert Image.open(compare).size[0] > 3 * 150
+
+
+def test_restore_with_a_mask_file(tiny_run, sample_data, tmp_path):
+    face = _face(sample_data, tmp_path, (96, 96))
+    hole = np.zeros((48, 48), np.uint8)
+    hole[30:40, 10:30] = 255
+    Image.fromarray(hole).save(tmp_path / "m.png")
+    restored, _ = restore_aligned(face, mask=str(tmp_path / "m.png"), checkpoint=tiny_run, out_dir=tmp_path / "o", device="cpu")
+    changed = (np.asarray(Image.open(restored)) != np.asarray(Image.open(face).convert("RGB"))).any(-1)
+    outside = np.ones_like(changed)
+    outside[60:80, 20:60] = False
+    assert changed.any() and not changed[outside].any()
+
+
+def test_restore_bad_input_and_newest_run(tiny_run, sample_data, tmp_path, monkeypatch):
+    face = _face(sample_data, tmp_path)
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    res = runner.invoke(app, ["restore", str(text), "--checkpoint", str(tiny_run), "--out", str(tmp_path / "o1")])
+    assert res.exit_code == 2 and "not an image" in res.output
+    wide = tmp_path / "wide.png"
+    Image.new("L", (200, 100), 255).save(wide)
+    res = runner.invoke(app, ["restore", str(face), "--mask", str(wide), "--checkpoint", str(tiny_run), "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 2 and "aspect" in res.output
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    # Without --checkpoint: the newest inpainting run in ./runs, and it says so.
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["restore", str(face), "--mask", "mouth", "--out", "o3"])
+    assert res.exit_code == 2 and "no 'inpaint' run found in runs" in res.output
+    shutil.copytree(tiny_run, tmp_path / "runs" / "mine")
+    res = runner.invoke(app, ["restore", str(face), "--mask", "mouth", "--out", "o3", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "using the newest inpaint run: runs/mine" in res.output
+    assert (tmp_path / "o3" / "face_restored.png").is_file()

@@ -1,0 +1,93 @@
+"""The shared GAN loop on real (bundled) faces: artifacts, exact resume, falling loss."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import tiny_recipe
+from facegan.engines.checkpoint import load_checkpoint
+from facegan.engines.gan import train
+from facegan.errors import FaceganError
+
+
+def _records(run, kind="step"):
+    return [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if r["kind"] == kind]
+
+
+def test_run_folder_has_every_artifact(tiny_run):
+    steps = _records(tiny_run)
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]  # every step's losses are logged
+    for key in ("d", "g", "g_adv", "g_rec", "g_id", "d_real", "d_fake"):
+        assert all(isinstance(r[key], float) for r in steps), key
+    assert all(r["g_id"] > 0 for r in steps)  # identity loss is on
+    assert [r["step"] for r in _records(tiny_run, "val")] == [3, 6]
+    for name in ("recipe.yaml", "loss_curves.png", "val_curves.png", "samples/step_0000003.png",
+                 "samples/step_0000006.png", "checkpoints/step_0000003.pt", "checkpoints/step_0000006.pt",
+                 "checkpoints/last.pt"):
+        assert (tiny_run / name).is_file(), name
+    assert not list(tiny_run.rglob("*.tmp"))
+
+
+def test_checkpoint_is_self_sufficient(tiny_run):
+    ckpt = load_checkpoint(tiny_run)
+    for key in ("generator", "discriminator", "ema", "opt_g", "opt_d", "sched_g", "sched_d", "recipe",
+                "step", "task", "template", "facegan_version", "rng", "size"):
+        assert key in ckpt, key
+    assert ckpt["step"] == 6 and ckpt["task"] == "inpaint" and ckpt["size"] == 64
+    assert ckpt["recipe"]["loss"]["identity"] == 0.1
+    assert not any(k.startswith("id_net") for k in ckpt["generator"])  # frozen network not saved
+
+
+def _states_equal(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
+
+
+def test_resume_continues_exactly(sample_data, tmp_path):
+    straight = tmp_path / "straight"
+    train(tiny_recipe(sample_data, "train.checkpoint_every=100"), straight)
+    split = tmp_path / "split"
+    train(tiny_recipe(sample_data, "train.steps=3", "train.checkpoint_every=100"), split)
+    train(tiny_recipe(sample_data, "train.checkpoint_every=100"), split, resume=True)
+    a, b = load_checkpoint(straight), load_checkpoint(split)
+    assert a["step"] == b["step"] == 6
+    for key in ("generator", "discriminator", "ema"):
+        assert _states_equal(a[key], b[key]), key
+    la = [r["g"] for r in _records(straight)]
+    lb = [r["g"] for r in _records(split)]
+    assert la == lb  # the log is continued, not duplicated
+
+
+def test_refuses_to_overwrite_or_resume_wrongly(sample_data, tiny_run, tmp_path):
+    with pytest.raises(FaceganError, match="already holds a run"):
+        train(tiny_recipe(sample_data), tiny_run)
+    with pytest.raises(FaceganError, match="last.pt not found"):
+        train(tiny_recipe(sample_data), tmp_path / "nothing", resume=True)
+    with pytest.raises(FaceganError, match="differs from the checkpoint's in loss.identity"):
+        train(tiny_recipe(sample_data, "loss.identity=0", "train.steps=8"), tiny_run, resume=True)
+    with pytest.raises(FaceganError, match="already at step 6"):
+        train(tiny_recipe(sample_data), tiny_run, resume=True)
+
+
+def test_data_errors(sample_data, tmp_path):
+    with pytest.raises(FaceganError, match="not a facegan dataset"):
+        train(tiny_recipe(tmp_path), tmp_path / "r1")
+    with pytest.raises(FaceganError, match="data.size is 128 but"):
+        train(tiny_recipe(sample_data, "data.size=128"), tmp_path / "r2")
+    with pytest.raises(FaceganError, match="larger than the train split"):
+        train(tiny_recipe(sample_data, "train.batch=64"), tmp_path / "r3")
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+@pytest.mark.slow
+def test_loss_falls_on_real_faces(sample_data, tmp_path):
+    run = tmp_path / "falls"
+    train(tiny_recipe(sample_data, "model.width=16", "train.batch=8", "train.steps=60", "train.sample_every=60",
+                      "train.checkpoint_every=60", "train.log_every=10"), run)
+    rec = [r["g_rec"] for r in _records(run)]
+    ident = [r["g_id"] for r in _records(run)]
+    first, last = sum(rec[:10]) / 10, sum(rec[-10:]) / 10
+    assert last < 0.8 * first, (first, last)
+    assert sum(ident[-10:]) < sum(ident[:10])
