@@ -29,6 +29,12 @@ INPAINT_COLUMNS = [
     ("id_cos", "identity cos", "{:.4f}"),
 ]
 
+#: Extra columns when an independent judge scores identity (``--judge``).
+JUDGE_COLUMNS = [
+    ("judge_cos", "judge cos", "{:.4f}"),
+    ("judge_verified", "judge verified", "{:.1%}"),
+]
+
 
 def eval_dir_for(ckpt_path: Path) -> Path:
     """<run>/eval for a run's checkpoint, else <checkpoint stem>_eval beside the file."""
@@ -57,6 +63,7 @@ def evaluate(
     device: str = "auto",
     max_images: int | None = None,
     out_dir: str | Path | None = None,
+    judge: str | None = None,
     console=None,
 ) -> dict:
     """Score a checkpoint; returns the JSON summary (also written to disk)."""
@@ -94,6 +101,11 @@ def evaluate(
     id_name = identity_net or recipe.eval.identity_net or recipe.loss.identity_net
     id_weights = recipe.loss.identity_weights if id_name == recipe.loss.identity_net else None
     id_net = load_identity_net(id_name, id_weights, device=dev)
+    judge_net = None
+    if judge is not None:  # an independent network that training never saw (facegan.judge)
+        from facegan.judge import load_judge
+
+        judge_net = load_judge(judge, training_net=recipe.loss.identity_net if recipe.loss.identity > 0 else None, device=dev)
     task = make_task(recipe)
     gen = build_eval_generator(ckpt, dev)
     seed = recipe.eval.seed
@@ -117,7 +129,10 @@ def evaluate(
                 gt_u8 = metrics.to_uint8(batch.target)
                 for name, images_out in outputs.items():
                     cos = metrics.identity_cosine(id_net(images_out), target_emb)
-                    for key, value in _score(metrics.to_uint8(images_out), gt_u8, hole, cos).items():
+                    per = _score(metrics.to_uint8(images_out), gt_u8, hole, cos)
+                    if judge_net is not None:
+                        per.update(judge_net.score(images_out, batch.target))
+                    for key, value in per.items():
                         scores[name].setdefault(key, []).append(value)
             if first_grid is None:
                 k = min(8, stop - start)
@@ -156,6 +171,7 @@ def evaluate(
         "mask": mask_name,
         "mask_seed": seed,
         "identity_net": id_name,
+        "judge": judge_net.name if judge_net is not None else None,
         "per_image_csv": str(csv_path),
         "conventions": metrics.METRIC_CONVENTIONS,
     }
@@ -169,7 +185,9 @@ def evaluate(
         cap = (f"{n} images of {data_path}/{split_name}, mask '{mask_name}' (seed {seed}); mean over images, "
                f"± 95% CI: " + ", ".join(f"{k} ±{ci[k]:.3g}" for k in ci)
                + f"; identity by {id_name}. PSNR/SSIM on the composite, uint8 (see `facegan eval --help`).")
-        console.print(metrics_table("facegan eval (inpaint)", rows, INPAINT_COLUMNS, caption=cap))
+        if judge_net is not None:
+            cap += f" Judge: {judge_net.name} (never used in training)."
+        console.print(metrics_table("facegan eval (inpaint)", rows, INPAINT_COLUMNS + (JUDGE_COLUMNS if judge_net else []), caption=cap))
         console.print(f"per-image CSV: {csv_path}\ngrid: {target_dir / (stem + '.png')}")
     return result
 

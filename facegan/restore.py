@@ -1,10 +1,11 @@
-"""`facegan restore` for an already-aligned face photo.
+"""Restoring faces with a trained generator.
 
-The photo (any size) is resized to the model's resolution with antialiasing, occluded with
-the requested mask (named masks are placed on the template landmarks, since the face is
-aligned), filled by the generator (EMA weights), and the filled pixels are resized back and
-composited into the *original-resolution* photo inside the hole only: pixels outside the hole
-are the input's, bit for bit.
+:class:`Restorer` wraps a checkpoint's EMA generator and works on *aligned* faces at the
+model's resolution (uint8 arrays in, uint8 arrays out); the photo pipelines build on it.
+:func:`restore_aligned` is `facegan restore --task inpaint` for an already-aligned photo of
+any size: the photo is resized to the model's size with antialiasing, the hole is filled,
+and the filled pixels are resized back and composited into the *original-resolution*
+photo inside the hole only, so pixels outside the hole are the input's, bit for bit.
 """
 
 from __future__ import annotations
@@ -30,6 +31,61 @@ def find_checkpoint(checkpoint: str | Path | None, task: str, runs_dir: Path, co
     return load_checkpoint(checkpoint, task=task)
 
 
+class Restorer:
+    """A checkpoint's generator (EMA weights) applied to aligned faces."""
+
+    def __init__(self, ckpt: dict, device: str | torch.device = "auto") -> None:
+        from facegan.engines.checkpoint import build_eval_generator
+        from facegan.engines.gan import pick_device
+
+        self.ckpt = ckpt
+        self.task = ckpt["task"]
+        self.size = int(ckpt["size"])
+        self.scale = ckpt.get("scale")
+        points = (ckpt.get("template") or {}).get("points")
+        self.template = np.asarray(points, dtype=np.float64) if points else None
+        self.device = pick_device(str(device))
+        self.gen = build_eval_generator(ckpt, self.device)
+
+    @classmethod
+    def find(cls, task: str, checkpoint: str | Path | None = None, runs_dir: str | Path = "runs",
+             device: str = "auto", console=None) -> "Restorer":
+        return cls(find_checkpoint(checkpoint, task, Path(runs_dir), console), device)
+
+    def template_landmarks(self, n: int = 1) -> torch.Tensor:
+        """(n,5,2) template landmarks at the model's size (an aligned face's landmarks)."""
+        from facegan.geometry import template_points
+
+        pts = torch.tensor(template_points(self.size, self.template), dtype=torch.float32)
+        return pts[None].expand(n, -1, -1).clone()
+
+    def named_masks(self, kind: str, landmarks: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+        """Canonical ``kind`` masks (n,1,S,S) placed from ``landmarks`` (default: the template)."""
+        from facegan.data.masks import eval_masks
+
+        lms = self.template_landmarks() if landmarks is None else landmarks
+        return eval_masks(kind, list(range(len(lms))), self.size, landmarks=lms.cpu(), seed=seed)
+
+    @torch.no_grad()
+    def inpaint(self, faces: np.ndarray, masks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Fill the holes of aligned faces.
+
+        ``faces``: (N,S,S,3) uint8 at the model's size; ``masks``: (N,1,S,S), 1 = hole.
+        Returns (raw generator output, composite), both (N,S,S,3) uint8.
+        """
+        from facegan.data.loader import to_model_range
+        from facegan.metrics import to_uint8
+
+        if self.task != "inpaint":
+            raise FaceganError(f"{self.ckpt.get('path')} is a '{self.task}' checkpoint, not 'inpaint'")
+        if faces.shape[1:3] != (self.size, self.size):
+            raise ValueError(f"faces must be {self.size}x{self.size}, got {faces.shape[1:3]}")
+        x = to_model_range(torch.from_numpy(np.ascontiguousarray(faces)).to(self.device))
+        m = masks.to(self.device, torch.float32)
+        raw = self.gen(x * (1 - m), m).float().clamp(-1, 1)
+        return to_uint8(raw), to_uint8(raw * m + x * (1 - m))
+
+
 def restore_aligned(
     image_path: str | Path,
     mask: str = "eyes",
@@ -42,21 +98,14 @@ def restore_aligned(
 ) -> tuple[Path, Path]:
     """Inpaint an aligned face photo; returns (restored PNG, side-by-side PNG)."""
     from facegan.data import mask_files
-    from facegan.data import masks as masklib
-    from facegan.data.loader import to_model_range
-    from facegan.engines.checkpoint import build_eval_generator
-    from facegan.engines.gan import pick_device
     from facegan.faces import load_image
-    from facegan.geometry import template_points
-    from facegan.metrics import to_uint8
     from facegan.report import grid_image, save_image
 
     image_path = Path(image_path)
     photo = np.asarray(load_image(image_path))
     spec = mask_files.parse_mask_spec(mask)
-    ckpt = find_checkpoint(checkpoint, "inpaint", Path(runs_dir), console)
-    size = int(ckpt["size"])
-    dev = pick_device(device)
+    restorer = Restorer.find("inpaint", checkpoint, runs_dir, device, console)
+    size = restorer.size
     h, w = photo.shape[:2]
 
     out_dir = Path(out_dir)
@@ -66,11 +115,9 @@ def restore_aligned(
         if p.resolve() == image_path.resolve():
             raise FaceganError(f"refusing to overwrite the input {image_path}; choose another --out")
 
-    # Mask at the model's resolution and at the photo's.
+    # The hole at the model's resolution and at the photo's.
     if isinstance(spec, str):
-        tpl = np.asarray(ckpt.get("template", {}).get("points") or [], dtype=np.float64)
-        lms = torch.tensor(template_points(size, tpl if tpl.size else None), dtype=torch.float32)[None]
-        small = masklib.eval_masks(spec, [0], size, landmarks=lms, seed=seed)  # canonical shape; box/freeform seeded
+        small = restorer.named_masks(spec, seed=seed)
         full = torch.nn.functional.interpolate(small, size=(h, w), mode="nearest")
     else:
         full = mask_files.load_mask_for_photo(spec, w, h)
@@ -78,17 +125,13 @@ def restore_aligned(
     if small.sum() == 0:
         raise FaceganError(f"the mask '{mask}' leaves no hole at {size}px")
 
-    face = Image.fromarray(photo).resize((size, size), Image.LANCZOS)
-    x = to_model_range(torch.from_numpy(np.asarray(face).copy())[None].to(dev))
-    gen = build_eval_generator(ckpt, dev)
-    small = small.to(dev)
-    with torch.no_grad():
-        out = gen(x * (1 - small), small).float().clamp(-1, 1)
+    face = np.asarray(Image.fromarray(photo).resize((size, size), Image.LANCZOS))
+    raw, _ = restorer.inpaint(face[None], small)
 
-    filled = Image.fromarray(to_uint8(out)[0]).resize((w, h), Image.BICUBIC)
+    filled = np.asarray(Image.fromarray(raw[0]).resize((w, h), Image.BICUBIC))
     hole = full[0, 0].numpy() > 0.5
     restored = photo.copy()
-    restored[hole] = np.asarray(filled)[hole]
+    restored[hole] = filled[hole]
     occluded = photo.copy()
     occluded[hole] = 128
 

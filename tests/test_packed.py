@@ -121,7 +121,7 @@ def test_failure_mid_write_leaves_output_untouched(tmp_path, monkeypatch, existi
     out = tmp_path / "ds"
     if existing:
         write_packed(out, make_splits(0), META)
-        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        before = {p.relative_to(out): p.read_bytes() for p in out.rglob('*') if p.is_file()}
     calls = []
 
     def failing_csv(path, split):
@@ -136,7 +136,7 @@ def test_failure_mid_write_leaves_output_untouched(tmp_path, monkeypatch, existi
         write_packed(out, make_splits(1), META, force=True)
     assert leftovers(tmp_path) == []
     if existing:
-        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        assert {p.relative_to(out): p.read_bytes() for p in out.rglob('*') if p.is_file()} == before
     else:
         assert not out.exists()
 
@@ -244,3 +244,13 @@ def test_unknown_split(tmp_path):
     out = write_packed(tmp_path / "ds", make_splits(), META)
     with pytest.raises(FaceganError, match=r"split 'valid' not in .*ds; it has train, val, test"):
         PackedDataset(out).split("valid")
+
+
+def test_examples_are_written_for_people_to_look_at(tmp_path):
+    out = write_packed(tmp_path / "ds", make_splits(0), META)
+    pngs = sorted((out / "examples").glob("*.png"))
+    assert pngs and all(p.name.startswith("test_") for p in pngs)
+    from PIL import Image
+
+    first = np.asarray(Image.open(pngs[0]))
+    assert np.array_equal(first, PackedDataset(out).split("test").images[0])

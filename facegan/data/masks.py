@@ -38,7 +38,6 @@ import hashlib
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 

@@ -1,0 +1,1 @@
+"""One module per `facegan` subcommand (typer functions; heavy imports inside them)."""

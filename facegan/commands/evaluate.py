@@ -1,0 +1,47 @@
+"""`facegan eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from facegan.commands.common import console as _console
+from facegan.commands.common import user_errors
+
+METRICS_HELP = (
+    "Metrics (DESIGN §4): images quantised to uint8; per-image values, then the mean. "
+    "PSNR = 10 log10(255²/MSE) in float64; SSIM with an 11x11 Gaussian window (σ 1.5), valid region, "
+    "per RGB channel then mean. Inpainting scores the composite (output inside the hole, input outside) "
+    "over the whole image, plus hole L1 x100 (0..1 scale) and hole-only PSNR. Identity: cosine of "
+    "L2-normalised embeddings of output and ground truth."
+)
+
+HELP = ("Score a run's EMA generator on fixed masks: table, per-image CSV, JSON, grid.\n\n" + METRICS_HELP
+        + "\n\nExample: facegan eval runs/quickstart_inpaint --mask eyes --json eyes.json")
+
+
+@user_errors
+def eval_(
+    run: Path = typer.Argument(..., help="Run folder or checkpoint file.", show_default=False),
+    data: Optional[Path] = typer.Option(None, "--data", help="Packed dataset \\[default: the recipe's data.path]."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split to score \\[default: the recipe's eval.split, test]."),
+    mask: Optional[str] = typer.Option(None, "--mask", help="Mask type (center, half, eyes, mouth, box, freeform, glasses, facemask) or a PNG (white = hole)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary JSON here."),
+    identity_net: Optional[str] = typer.Option(None, "--identity-net", help="Network scoring identity cosine \\[default: the training one]."),
+    judge: bool = typer.Option(False, "--judge", help="Also score identity with an independent judge network that training never saw."),
+    judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan[judge]'), or an identity network not used in training."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="Score only the first N images."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSV/JSON/grid \\[default: <run>/eval]."),
+) -> None:
+    from facegan.evaluate import evaluate
+
+    if identity_net is not None and identity_net not in ("mobilefacenet", "facenet-vggface2"):
+        from facegan.errors import FaceganError
+
+        raise FaceganError(f"--identity-net {identity_net!r}: expected mobilefacenet or facenet-vggface2")
+    evaluate(run, data=data, split=split, mask=mask, json_out=json_out, identity_net=identity_net,
+             device=device, max_images=max_images, out_dir=out, judge=judge_net if judge else None,
+             console=_console())
