@@ -80,7 +80,7 @@ class Restorer:
             raise FaceganError(f"{self.ckpt.get('path')} is a '{self.task}' checkpoint, not 'inpaint'")
         if faces.shape[1:3] != (self.size, self.size):
             raise ValueError(f"faces must be {self.size}x{self.size}, got {faces.shape[1:3]}")
-        x = to_model_range(torch.from_numpy(np.ascontiguousarray(faces)).to(self.device))
+        x = to_model_range(torch.from_numpy(np.array(faces, dtype=np.uint8)).to(self.device))
         m = masks.to(self.device, torch.float32)
         raw = self.gen(x * (1 - m), m).float().clamp(-1, 1)
         return to_uint8(raw), to_uint8(raw * m + x * (1 - m))
