@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from facegan import __version__
-from facegan.commands import evaluate, keys, prepare, restore, train
+from facegan.commands import bench, evaluate, keys, prepare, restore, train
 
 app = typer.Typer(
     name="facegan",
@@ -37,6 +37,7 @@ def main_options(
 
 
 app.add_typer(prepare.app, name="prepare")
+app.add_typer(bench.app, name="bench")
 app.command("train")(train.train)
 app.command("eval", help=evaluate.HELP)(evaluate.eval_)
 app.command("restore")(restore.restore)

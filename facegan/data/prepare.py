@@ -1,9 +1,11 @@
-"""Turn photos into packed datasets.
+"""Turn photos into packed datasets: the in-memory photo pipeline and the bundled sample.
 
-This module holds the photo pipeline shared by every preparer that starts from unaligned
-photos (:func:`align_photos`: decode, detect with MTCNN, align onto the template) and the
-``sample`` preparer (:func:`prepare_sample`), which packs the photos bundled in
-``facegan/assets/sample_faces`` into a small train/val/test dataset.
+This module holds :func:`align_photos` (decode, detect with MTCNN, align onto the template,
+all in this process and in memory) and the ``sample`` preparer (:func:`prepare_sample`),
+which packs the photos bundled in ``facegan/assets/sample_faces`` into a small
+train/val/test dataset. The real datasets, which do not fit in memory and are decoded in
+parallel, have their own modules: :mod:`facegan.data.celeba`, :mod:`facegan.data.celebahq`
+and :mod:`facegan.data.folder` (on :mod:`facegan.data.build`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from facegan.data.build import print_summary
 from facegan.data.packed import (
     FORMAT_VERSION,
     SPLIT_ORDER,
@@ -186,8 +189,8 @@ def prepare_sample(out: Path, size: int = 128, force: bool = False, console=None
         },
     }
     write_packed(out, splits, meta, force=force)
-    if console is not None:
-        _print_summary(console, out, splits, time.perf_counter() - started)
+    print_summary(console, out, f"wrote {out}: the bundled sample at {size}x{size} in "
+                  f"{time.perf_counter() - started:.1f} s")
     return out
 
 
@@ -202,27 +205,3 @@ def _align_with_progress(items: list[tuple[Path, str]], size: int, console) -> A
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("detecting and aligning faces", total=len(items))
         return align_photos(items, size, progress=lambda done, _: bar.update(task, completed=done))
-
-
-def _print_summary(console, out: Path, splits: dict[str, SplitArrays], seconds: float) -> None:
-    """A table of split, images, identities and size on disk."""
-    from rich.table import Table
-
-    table = Table(title=f"{out}  (sample, {seconds:.1f} s)")
-    for col in ("split", "images", "identities", "size on disk"):
-        table.add_column(col, justify="left" if col == "split" else "right")
-    for name, split in splits.items():
-        nbytes = sum((out / f"{name}{ext}").stat().st_size for ext in (".npy", ".csv"))
-        table.add_row(name, str(len(split.images)), str(len(set(split.identities))),
-                      _human_bytes(nbytes))
-    console.print(table)
-
-
-def _human_bytes(n: int) -> str:
-    """1536 -> '1.5 KiB'."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"

@@ -1,0 +1,306 @@
+"""The machinery every real-dataset preparer shares.
+
+A preparer (:mod:`facegan.data.celeba`, :mod:`~facegan.data.celebahq`,
+:mod:`~facegan.data.folder`) reads its annotation files, decides each image's split and
+identity, and hands :func:`build` the sources of each split plus one
+:class:`~facegan.data.extract.Operation`. :func:`build` decodes them in a
+:class:`~facegan.data.pool.WorkerPool` and streams the faces, in order, into a
+:class:`~facegan.data.packed.PackedWriter` (so nothing grows with the dataset but the file
+list), with a rich progress bar (images/s, ETA). Images that give no face are counted,
+listed in ``meta.json["skipped"]`` and printed; they never stop the run.
+
+Re-running on the same inputs is a no-op: :class:`InputsHash` hashes what a dataset was made
+from, and :func:`already_prepared` compares it with the ``inputs_sha256`` of the dataset
+already at ``out``. For image files the hash covers name, size and modification time, not
+their bytes (hashing 10 GB of JPEGs on every re-run would take minutes); annotation files
+are hashed by content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from facegan.data.extract import Operation, Problem, Source, Task, run_task
+from facegan.data.packed import FORMAT_VERSION, SPLIT_ORDER, PackedWriter
+from facegan.data.pool import WorkerPool
+from facegan.errors import FaceganError
+from facegan.geometry import TEMPLATE, TEMPLATE_NAME
+
+#: Sources per task handed to a worker, per operation (bigger = less overhead, coarser progress).
+BATCH = {"crop": 64, "landmarks": 16, "detect": 4}
+#: Problems printed at the end of a run (all of them are in meta.json).
+SHOWN_PROBLEMS = 20
+PROBLEM_LABELS = {"missing": "missing", "unreadable": "unreadable", "no_face": "without a face",
+                  "bad_landmarks": "with unusable landmarks"}
+
+
+# --------------------------------------------------------------------------------------------
+# What a dataset is made from
+# --------------------------------------------------------------------------------------------
+
+
+class InputsHash:
+    """sha256 over a preparer's settings, annotation files (bytes) and images (name, size, mtime)."""
+
+    def __init__(self, **settings) -> None:
+        self._sha = hashlib.sha256()
+        header = {"packed_format_version": FORMAT_VERSION,
+                  "template": [TEMPLATE_NAME, np.round(TEMPLATE, 8).tolist()], **settings}
+        self._sha.update(json.dumps(header, sort_keys=True, default=str).encode())
+
+    def add_file(self, label: str, path: Path) -> None:
+        """Hash an annotation file by content."""
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        self._sha.update(f"file\0{label}\0{digest}\n".encode())
+
+    def add_image(self, name: str, stat: os.stat_result) -> None:
+        """Hash an image by name, size and modification time."""
+        self._sha.update(f"img\0{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+
+    def add_text(self, label: str, text: str) -> None:
+        self._sha.update(f"text\0{label}\0{text}\n".encode())
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def list_files(folder: Path) -> dict[str, os.stat_result]:
+    """{name: stat} of the regular files directly in ``folder`` (one directory scan)."""
+    found: dict[str, os.stat_result] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file():
+                found[entry.name] = entry.stat()
+    return found
+
+
+def _existing_meta(out: Path) -> dict | None:
+    try:
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == "facegan-packed" else None
+
+
+def already_prepared(out: Path, inputs_hash: str, force: bool, console=None) -> bool:
+    """True (and says so) when ``out`` already holds this very dataset; checks ``out`` otherwise.
+
+    Without ``force``, an ``out`` holding another dataset or anything else is an error naming
+    ``--force`` (an empty folder is fine). A dataset folder holds one size: preparing another
+    size there needs ``--force`` (it replaces the old one).
+    """
+    out = Path(out)
+    meta = _existing_meta(out)
+    if not force and meta is not None and meta.get("inputs_sha256") == inputs_hash:
+        if console is not None:
+            console.print(f"{out} is already prepared from the same inputs and settings "
+                          f"({meta.get('source')}, {meta.get('size')}x{meta.get('size')}); "
+                          "nothing to do (use --force to rebuild it)")
+        return True
+    if force or not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return False
+    if meta is None:
+        raise FaceganError(f"{out} already exists and is not a facegan dataset; choose another "
+                           "--out (--force only replaces facegan datasets)")
+    raise FaceganError(
+        f"{out} already holds a {meta.get('source')} dataset at {meta.get('size')}x"
+        f"{meta.get('size')} made from other inputs or settings; pass --force to replace it "
+        "(a dataset folder holds one size: use another --out to keep both)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Building
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build` made."""
+
+    out: Path
+    counts: dict[str, int]
+    """Faces written per split."""
+    problems: list[Problem] = field(default_factory=list)
+    """Sources that gave no face (including the missing ones the preparer passed in)."""
+    sources: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+
+    @property
+    def images_per_second(self) -> float:
+        return self.sources / self.seconds if self.seconds > 0 else 0.0
+
+
+def _tasks(sources: dict[str, list[Source]], op: Operation) -> Iterator[Task]:
+    batch = BATCH[op.kind]
+    for split, items in sources.items():
+        for start in range(0, len(items), batch):
+            yield Task(split, op, items[start : start + batch])
+
+
+def skipped_meta(problems: list[Problem]) -> dict:
+    """meta.json's ``skipped``: counts and every skipped source with its reason, by kind."""
+    listed: dict[str, list[list[str]]] = {}
+    for p in problems:
+        listed.setdefault(p.kind, []).append([p.name, p.reason])
+    return {"count": len(problems), **{kind: rows for kind, rows in sorted(listed.items())}}
+
+
+def build(
+    out: Path,
+    sources: dict[str, list[Source]],
+    op: Operation,
+    meta: dict,
+    workers: int,
+    force: bool = False,
+    console=None,
+    description: str = "preparing",
+    problems: list[Problem] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> BuildResult:
+    """Extract every source of every split (in order) with ``op`` and write the dataset at ``out``.
+
+    ``sources`` maps split name to its sources (splits in SPLIT_ORDER first; an empty list
+    makes an empty split). ``problems`` are skipped sources the caller already knows of
+    (files listed but missing). ``meta`` gets ``skipped`` and ``timing`` and is written with
+    the dataset. ``on_progress(done, total)`` runs after each batch.
+    """
+    started = time.perf_counter()
+    problems = list(problems or [])
+    order = sorted(sources, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9, s))
+    sources = {name: sources[name] for name in order}
+    total = sum(len(v) for v in sources.values())
+    if total == 0:
+        raise FaceganError("no images to prepare")
+    workers = max(1, min(workers, -(-total // BATCH[op.kind])))
+    with PackedWriter(out, op.size, force=force or _is_empty_dir(out)) as writer:
+        started_splits: list[str] = []
+
+        def advance_to(name: str) -> None:
+            while len(started_splits) <= order.index(name):
+                writer.start_split(order[len(started_splits)])
+                started_splits.append(order[len(started_splits)])
+
+        with WorkerPool(workers, uses_torch=op.uses_torch) as pool, \
+                _progress(console, description, total) as advance:
+            done = 0
+            for res in pool.imap(run_task, _tasks(sources, op)):
+                advance_to(res.split)
+                for face in res.faces:
+                    writer.add(face.image, face.name, face.identity, face.landmarks)
+                problems.extend(res.problems)
+                done += res.sources
+                advance(done)
+                if on_progress is not None:
+                    on_progress(done, total)
+        advance_to(order[-1])
+        seconds = time.perf_counter() - started
+        result = BuildResult(Path(out), writer.counts, problems, total, seconds, workers)
+        if sum(result.counts.values()) == 0:
+            raise FaceganError(f"none of the {total} images gave a face "
+                               f"({_problem_counts(problems)}); nothing was written")
+        meta = {**meta, "skipped": skipped_meta(problems),
+                "timing": {"seconds": round(seconds, 1), "workers": workers,
+                           "images_per_second": round(result.images_per_second, 1)}}
+        writer.finish(meta)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _is_empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
+
+
+class _progress:
+    """A rich progress bar (M/N, images/s, elapsed, ETA), or nothing without a console."""
+
+    def __init__(self, console, description: str, total: int) -> None:
+        self.console, self.description, self.total = console, description, total
+        self._bar = None
+
+    def __enter__(self) -> Callable[[int], None]:
+        if self.console is None:
+            return lambda done: None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.text import Text
+
+        class Speed(ProgressColumn):
+            def render(self, task) -> Text:
+                speed = task.finished_speed or task.speed
+                return Text("-- img/s" if speed is None else f"{speed:,.0f} img/s")
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             Speed(), TimeElapsedColumn(), TextColumn("ETA"),
+                             TimeRemainingColumn(), console=self.console, transient=True)
+        self._bar.__enter__()
+        task = self._bar.add_task(self.description, total=self.total)
+        return lambda done: self._bar.update(task, completed=done)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------------
+
+
+def _problem_counts(problems: list[Problem]) -> str:
+    counts: dict[str, int] = {}
+    for p in problems:
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+    return ", ".join(f"{n:,} {PROBLEM_LABELS.get(k, k)}" for k, n in sorted(counts.items()))
+
+
+def print_problems(console, problems: list[Problem]) -> None:
+    """Count the skipped sources and list the first few (meta.json lists them all)."""
+    if console is None or not problems:
+        return
+    console.print(f"[yellow]skipped {len(problems):,} image(s)[/]: {_problem_counts(problems)}")
+    for p in problems[:SHOWN_PROBLEMS]:
+        console.print(f"  {p.name}: {p.reason}", markup=False, highlight=False)
+    if len(problems) > SHOWN_PROBLEMS:
+        console.print(f"  ... and {len(problems) - SHOWN_PROBLEMS:,} more "
+                      "(all listed in meta.json under 'skipped')")
+
+
+def print_summary(console, out: Path, headline: str) -> None:
+    """``headline``, then a table of the dataset at ``out``: split, images, identities, size."""
+    if console is None:
+        return
+    from rich.table import Table
+
+    meta = json.loads((Path(out) / "meta.json").read_text(encoding="utf-8"))
+    console.print(headline)
+    table = Table()
+    for col in ("split", "images", "identities", "size on disk"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    total_images, total_bytes = 0, 0
+    for name, info in meta["splits"].items():
+        nbytes = sum((Path(out) / f"{name}{ext}").stat().st_size for ext in (".npy", ".csv"))
+        total_images, total_bytes = total_images + info["count"], total_bytes + nbytes
+        ids = info.get("identities", 0)
+        table.add_row(name, f"{info['count']:,}", f"{ids:,}" if ids else "-", human_bytes(nbytes))
+    table.add_row("all", f"{total_images:,}", "", human_bytes(total_bytes), style="bold")
+    console.print(table)
+
+
+def human_bytes(n: int) -> str:
+    """1536 -> '1.5 KiB'."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"

@@ -1,0 +1,183 @@
+"""``facegan prepare folder``: any folder of photos to a packed dataset.
+
+Every image under the folder (jpg, jpeg, png, webp, bmp, tif; hidden files and folders
+skipped) is decoded with its EXIF orientation applied (grey, palette, RGBA, CMYK and 16-bit
+images converted to 8-bit RGB), MTCNN finds the faces (on a copy at most 1024 pixels long),
+and the largest face -- or every face with ``all_faces``, named ``file#0``, ``file#1``, ...
+largest first -- is aligned onto facegan's template from its five landmarks, the same
+geometry as CelebA crops. Photos without a face and files that cannot be decoded are
+listed and skipped.
+
+Identities come from the first level of sub-folders (``alice/1.jpg`` is ``alice``); images
+directly in the folder have no identity. The split is seeded (``fractions``, ``seed``) and
+keeps each identity inside one split; it is identity-disjoint when every image has one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from facegan.data.build import InputsHash, already_prepared, build, print_problems, print_summary
+from facegan.data.extract import Operation, Source
+from facegan.data.packed import SPLIT_ORDER
+from facegan.data.pool import check_workers
+from facegan.data.splits import DEFAULT_FRACTIONS, seeded_split
+from facegan.errors import FaceganError
+from facegan.faces import ALIGNMENT_VERSION
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+DETECT_SIDE = 1024
+
+
+@dataclass
+class FolderInputs:
+    """What :func:`scan_folder` found."""
+
+    root: Path
+    sources: dict[str, list[Source]]
+    images: int
+    with_identity: int
+    """Images inside a sub-folder (so with an identity)."""
+    identities: int
+    ignored: int
+    """Files with other extensions (not images), skipped."""
+    inputs: InputsHash
+
+    @property
+    def identity_disjoint(self) -> bool:
+        return self.images > 0 and self.with_identity == self.images
+
+
+def _walk(root: Path, exclude: Path | None) -> tuple[list[tuple[str, os.stat_result]], int]:
+    """(relative posix path, stat) of every image under ``root`` in sorted order; ignored count."""
+    found: list[tuple[str, os.stat_result]] = []
+    ignored = 0
+    excluded = exclude.resolve() if exclude is not None else None
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and (excluded is None or (here / d).resolve() != excluded))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = here / name
+            if not name.lower().endswith(EXTENSIONS):
+                ignored += 1
+                continue
+            try:
+                found.append((path.relative_to(root).as_posix(), path.stat()))
+            except OSError:
+                ignored += 1
+    return found, ignored
+
+
+def scan_folder(
+    root: str | Path,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
+    all_faces: bool = False,
+    exclude: Path | None = None,
+) -> FolderInputs:
+    """List the images under ``root``, label identities from sub-folders, and split them."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FaceganError(f"{root} does not exist or is not a folder")
+    files, ignored = _walk(root, exclude)
+    if not files:
+        raise FaceganError(f"no images found in {root} (looked for "
+                           f"{', '.join(e[1:] for e in EXTENSIONS)}, in sub-folders too)")
+    ids = [rel.split("/", 1)[0] if "/" in rel else "" for rel, _ in files]
+    splits = seeded_split(ids, fractions, seed)
+    inputs = InputsHash(preparer="folder-v1", alignment=ALIGNMENT_VERSION,
+                        detector=f"mtcnn<={DETECT_SIDE}px", fractions=list(fractions), seed=seed,
+                        all_faces=all_faces)
+    sources: dict[str, list[Source]] = {name: [] for name in SPLIT_ORDER}
+    for (rel, stat), split, ident in zip(files, splits, ids):
+        inputs.add_image(rel, stat)
+        sources[split].append(Source(str(root / rel), rel, ident))
+    return FolderInputs(root=root, sources=sources, images=len(files),
+                        with_identity=sum(1 for i in ids if i),
+                        identities=len({i for i in ids if i}), ignored=ignored, inputs=inputs)
+
+
+def describe(found: FolderInputs, fractions, seed: int) -> str:
+    """What was found, and how it will be split (printed before the work starts)."""
+    counts = " / ".join(f"{name} {len(v):,}" for name, v in found.sources.items())
+    lines = [f"{found.images:,} images in {found.root}"
+             + (f" ({found.ignored:,} other files ignored)" if found.ignored else "")]
+    if found.identity_disjoint:
+        lines.append(f"  {found.identities:,} identities from sub-folder names; seeded "
+                     f"identity-disjoint split (seed {seed}): {counts}")
+    elif found.with_identity:
+        lines.append(f"  {found.identities:,} identities from sub-folder names; "
+                     f"{found.images - found.with_identity:,} images at the top level have none "
+                     f"and are split one by one (seed {seed}): {counts}")
+    else:
+        lines.append(f"  no sub-folders, so identities are unknown and the split (seed {seed}) "
+                     f"is per image, not identity-disjoint: {counts}")
+    lines.append("  faces: MTCNN, aligned on 5 landmarks to facegan's template")
+    return "\n".join(lines)
+
+
+def prepare_folder(
+    folder: str | Path,
+    out: str | Path,
+    size: int = 128,
+    workers: int | None = None,
+    force: bool = False,
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    seed: int = 0,
+    all_faces: bool = False,
+    console=None,
+    on_progress=None,
+) -> Path:
+    """Detect, align and pack the faces of every photo under ``folder`` into ``out``.
+
+    Same no-op / ``force`` rules as :func:`facegan.data.celeba.prepare_celeba`. Photos without
+    a face and unreadable files are skipped, counted and listed (meta.json ``skipped``).
+    """
+    out = Path(out).expanduser()
+    if size < 16:
+        raise FaceganError(f"--size must be at least 16, got {size}")
+    workers = check_workers(workers)
+    found = scan_folder(folder, fractions, seed, all_faces, exclude=out)
+    if console is not None:
+        console.print(describe(found, fractions, seed))
+    found.inputs.add_text("size", str(size))
+    inputs_hash = found.inputs.hexdigest()
+    if already_prepared(out, inputs_hash, force, console):
+        return out
+    meta = {
+        "source": "folder",
+        "crop": {
+            "description": ("every" if all_faces else "largest") + " MTCNN face per photo "
+            f"(detected at <= {DETECT_SIDE} px, EXIF orientation applied); 5-point similarity "
+            "transform onto the template; JPEG DCT scaling / LANCZOS pre-downscale, bicubic "
+            "warp, blurred reflect padding",
+            "box": None,
+            "alignment": ALIGNMENT_VERSION,
+        },
+        "inputs_sha256": inputs_hash,
+        "inputs_hash_covers": "image file names (relative), sizes and mtimes; split settings, "
+        "--all-faces, size, template, alignment and format versions",
+        "folder": {
+            "root": str(found.root),
+            "images": found.images,
+            "identities": "first-level sub-folder names" if found.with_identity else None,
+            "identity_disjoint": found.identity_disjoint,
+            "split": {"fractions": list(fractions), "seed": seed},
+            "all_faces": all_faces,
+            "other_files_ignored": found.ignored,
+        },
+    }
+    op = Operation("detect", size, exif=True, detect_side=DETECT_SIDE, all_faces=all_faces)
+    result = build(out, found.sources, op, meta, workers, force=force, console=console,
+                   description="detecting and aligning faces", on_progress=on_progress)
+    print_problems(console, result.problems)
+    faces = sum(result.counts.values())
+    print_summary(console, out, f"wrote {out}: {faces:,} faces from {found.images:,} images at "
+                  f"{size}x{size} in {result.seconds:.1f} s ({result.images_per_second:,.0f} "
+                  f"images/s, {result.workers} worker(s))")
+    return out
