@@ -1,10 +1,13 @@
-"""`facegan eval`: score a checkpoint's EMA generator on fixed masks (DESIGN §3, §4).
+"""`facegan eval`: score a checkpoint's EMA generator on fixed inputs (DESIGN §3, §4).
 
-Every image of the split gets a deterministic hole (a function of mask type, image index and
-seed), so two runs are scored on the same holes and can be compared image by image. Images
-are quantised to uint8 before scoring; each metric is computed per image, then averaged.
-Outputs: a rich table (mean and 95% confidence half-width over images), a per-image CSV, a
-JSON summary and a grid of the first faces, in ``<run>/eval/``.
+Inpainting: every image of the split gets a deterministic hole (a function of mask type, image
+index and seed), so two runs are scored on the same holes and can be compared image by image.
+Super-resolution: every image is reduced by the checkpoint's scale with plain antialiased
+bicubic (8-bit), and PSNR/SSIM crop ``scale`` pixels per border, on RGB and on MATLAB Y.
+Images are quantised to uint8 before scoring; each metric is computed per image, then averaged.
+Beside the model, the task's no-model reference is scored the same way (inpaint: the hole left
+grey; sr: bicubic upscaling). Outputs: a rich table (mean and 95% confidence half-width over
+images), a per-image CSV, a JSON summary and a grid of the first faces, in ``<run>/eval/``.
 """
 
 from __future__ import annotations
@@ -65,8 +68,14 @@ def evaluate(
     out_dir: str | Path | None = None,
     judge: str | None = None,
     console=None,
+    scale: int | None = None,
 ) -> dict:
-    """Score a checkpoint; returns the JSON summary (also written to disk)."""
+    """Score a checkpoint; returns the JSON summary (also written to disk).
+
+    ``mask`` is for inpainting checkpoints; ``scale``, for super-resolution ones, refuses a
+    checkpoint of another scale. An SR summary also holds ``scale`` and ``bicubic`` (the
+    reference's metrics, the same keys as ``metrics``).
+    """
     from facegan import metrics
     from facegan.data import mask_files
     from facegan.data.loader import to_model_range
@@ -78,11 +87,11 @@ def evaluate(
     from facegan.recipe import validate_recipe
     from facegan.report import atomic_write_bytes, grid_image, metrics_table, save_image
 
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint, scale=scale)
     ckpt_path = Path(ckpt["path"])
     recipe = validate_recipe(ckpt["recipe"], source=f"{ckpt_path} (stored recipe)")
-    if recipe.task != "inpaint":
-        raise FaceganError(f"{ckpt_path}: eval of task '{recipe.task}' is not available in this version")
+    if recipe.task != "inpaint" and mask is not None:
+        raise FaceganError(f"--mask is for inpainting runs; {ckpt_path} is a '{recipe.task}' checkpoint")
     dev = pick_device(device)
     data_path = Path(data) if data is not None else Path(recipe.data.path)
     dataset = PackedDataset(data_path)
@@ -94,10 +103,17 @@ def evaluate(
     if n == 0:
         raise FaceganError(f"split '{split_name}' of {data_path} is empty")
 
-    mask_arg = mask or recipe.eval.mask
-    spec = mask_files.parse_mask_spec(mask_arg)
-    mask_name = spec if isinstance(spec, str) else Path(spec).stem
-    mask_value = spec if isinstance(spec, str) else mask_files.load_mask_file(spec, dataset.size)
+    task = make_task(recipe)
+    if recipe.task == "inpaint":
+        mask_arg = mask or recipe.eval.mask
+        spec = mask_files.parse_mask_spec(mask_arg)
+        mask_name = spec if isinstance(spec, str) else Path(spec).stem
+        mask_value = spec if isinstance(spec, str) else mask_files.load_mask_file(spec, dataset.size)
+        seed, setting = recipe.eval.seed, mask_name
+    else:  # sr: deterministic bicubic reduction by the checkpoint's scale
+        mask_name = mask_value = seed = None
+        setting = f"x{task.scale}"
+    columns, score = _scoring(task)
     id_name = identity_net or recipe.eval.identity_net or recipe.loss.identity_net
     id_weights = recipe.loss.identity_weights if id_name == recipe.loss.identity_net else None
     id_net = load_identity_net(id_name, id_weights, device=dev)
@@ -106,14 +122,12 @@ def evaluate(
         from facegan.judge import load_judge
 
         judge_net = load_judge(judge, training_net=recipe.loss.identity_net if recipe.loss.identity > 0 else None, device=dev)
-    task = make_task(recipe)
     gen = build_eval_generator(ckpt, dev)
-    seed = recipe.eval.seed
 
     scores: dict[str, dict[str, list[np.ndarray]]] = {"model": {}, "reference": {}}
     first_grid = None
     bs = recipe.eval.batch
-    progress = _progress(console, n, f"eval {split_name} / {mask_name}")
+    progress = _progress(console, n, f"eval {split_name} / {setting}")
     with progress if progress is not None else contextlib.nullcontext():
         task_id = progress.add_task("eval", total=n) if progress is not None else None
         for start in range(0, n, bs):
@@ -125,11 +139,10 @@ def evaluate(
                 raw, result = task.run(gen, batch)
                 target_emb = id_net(batch.target)
                 outputs = {"model": result, "reference": task.reference(batch)}
-                hole = batch.mask[:, 0].cpu().numpy() > 0.5
                 gt_u8 = metrics.to_uint8(batch.target)
                 for name, images_out in outputs.items():
                     cos = metrics.identity_cosine(id_net(images_out), target_emb)
-                    per = _score(metrics.to_uint8(images_out), gt_u8, hole, cos)
+                    per = score(metrics.to_uint8(images_out), gt_u8, batch, cos)
                     if judge_net is not None:
                         per.update(judge_net.score(images_out, batch.target))
                     for key, value in per.items():
@@ -148,7 +161,7 @@ def evaluate(
     reference = {k: mean_ci(v)[0] for k, v in ref_values.items()}
 
     target_dir = Path(out_dir) if out_dir is not None else eval_dir_for(ckpt_path)
-    stem = f"{split_name}_{mask_name}"
+    stem = f"{split_name}_{setting}"
     csv_path = target_dir / f"{stem}.csv"
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -175,6 +188,9 @@ def evaluate(
         "per_image_csv": str(csv_path),
         "conventions": metrics.METRIC_CONVENTIONS,
     }
+    if task.scale is not None:  # sr: the bicubic reference under its own name, and the scale
+        result["scale"] = task.scale
+        result["bicubic"] = reference
     text = json.dumps(result, indent=2, default=float)
     atomic_write_bytes(target_dir / f"{stem}.json", text.encode())
     if json_out is not None:
@@ -182,14 +198,40 @@ def evaluate(
 
     if console is not None:
         rows = [(f"{recipe.name} @ step {ckpt.get('step')}", summary), (task.reference_name, reference)]
-        cap = (f"{n} images of {data_path}/{split_name}, mask '{mask_name}' (seed {seed}); mean over images, "
+        if recipe.task == "inpaint":
+            inputs = f"mask '{mask_name}' (seed {seed})"
+            how = "PSNR/SSIM on the composite, uint8"
+        else:
+            inputs = f"x{task.scale} bicubic input ({dataset.size // task.scale} px)"
+            how = f"PSNR/SSIM with {task.scale} px cropped per border, uint8, Y = MATLAB rgb2ycbcr"
+        cap = (f"{n} images of {data_path}/{split_name}, {inputs}; mean over images, "
                f"± 95% CI: " + ", ".join(f"{k} ±{ci[k]:.3g}" for k in ci)
-               + f"; identity by {id_name}. PSNR/SSIM on the composite, uint8 (see `facegan eval --help`).")
+               + f"; identity by {id_name}. {how} (see `facegan eval --help`).")
         if judge_net is not None:
             cap += f" Judge: {judge_net.name} (never used in training)."
-        console.print(metrics_table("facegan eval (inpaint)", rows, INPAINT_COLUMNS + (JUDGE_COLUMNS if judge_net else []), caption=cap))
+        title = f"facegan eval ({recipe.task}{f' x{task.scale}' if task.scale else ''})"
+        console.print(metrics_table(title, rows, columns + (JUDGE_COLUMNS if judge_net else []), caption=cap))
         console.print(f"per-image CSV: {csv_path}\ngrid: {target_dir / (stem + '.png')}")
     return result
+
+
+def _scoring(task):
+    """(table columns, per-image scorer) of a task.
+
+    A task may bring its own (``metric_columns`` and ``score(out_u8, gt_u8, batch)``, e.g.
+    super-resolution); inpainting's are defined here. The identity cosine is added to either.
+    """
+    own = getattr(task, "score", None)
+    if own is None:
+        def inpaint_score(out_u8, gt_u8, batch, cos):
+            return _score(out_u8, gt_u8, batch.mask[:, 0].cpu().numpy() > 0.5, cos)
+
+        return INPAINT_COLUMNS, inpaint_score
+
+    def task_score(out_u8, gt_u8, batch, cos):
+        return {**own(out_u8, gt_u8, batch), "id_cos": np.asarray(cos, dtype=np.float64)}
+
+    return list(task.metric_columns), task_score
 
 
 def _score(out_u8: np.ndarray, gt_u8: np.ndarray, hole: np.ndarray, cos: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,8 +1,11 @@
 """Recipes: YAML files validated into a typed :class:`Recipe`.
 
-A recipe says which task engine runs and with what data, model, losses and schedule. Every
-field has a docstring: it is what ``facegan keys`` prints and what an error message quotes.
-Unknown keys and wrong types fail with the YAML path and what was expected.
+A recipe says which task engine runs and with what data, model, losses and schedule. Its
+``task`` key chooses the schema (a pydantic discriminated union): :class:`InpaintRecipe` or
+:class:`SRRecipe`. Both share the ``data``/``train``/``eval`` keys of :class:`RecipeBase`;
+``model`` and ``loss`` (and a few ``data``/``eval`` keys) are the task's own. Every field has a
+docstring: it is what ``facegan keys`` prints and what an error message quotes. Unknown keys
+and wrong types fail with the YAML path and what was expected.
 
 ``--set a.b=c`` overrides are applied to the raw YAML mapping before validation, so an
 override is checked exactly like a key written in the file. Values are parsed as YAML
@@ -12,10 +15,10 @@ override is checked exactly like a key written in the file. Values are parsed as
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from facegan.errors import FaceganError
 
@@ -27,12 +30,12 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
+    """The ``data`` keys every task shares."""
+
     path: str = "data/sample"
     """Packed dataset directory made by `facegan prepare` (relative paths: from the working directory)."""
     size: int = Field(128, ge=32, le=1024)
-    """Image side in pixels; must equal the packed dataset's size and be a multiple of 16."""
-    masks: list[str] = ["center", "eyes", "mouth", "box", "freeform"]
-    """Training occlusions (inpaint); each image gets one, chosen at random: center, half, eyes, mouth, box, freeform, glasses, facemask."""
+    """Image side in pixels (sr: of the high-resolution faces); must equal the packed dataset's size and be a multiple of 16."""
     hflip: bool = True
     """Random horizontal flips of training faces (landmarks are flipped with them)."""
     placement: Literal["auto", "device", "host"] = "auto"
@@ -45,6 +48,11 @@ class DataConfig(Section):
             raise ValueError("must be a multiple of 16")
         return v
 
+
+class InpaintDataConfig(DataConfig):
+    masks: list[str] = ["center", "eyes", "mouth", "box", "freeform"]
+    """Training occlusions; each image gets one, chosen at random: center, half, eyes, mouth, box, freeform, glasses, facemask."""
+
     @field_validator("masks")
     @classmethod
     def _masks(cls, v: list[str]) -> list[str]:
@@ -56,7 +64,44 @@ class DataConfig(Section):
         return v
 
 
-class ModelConfig(Section):
+def _ordered_range(v: tuple) -> tuple:
+    if v[0] > v[1]:
+        raise ValueError(f"expected [low, high] with low <= high, got [{v[0]}, {v[1]}]")
+    return v
+
+
+class DegradationConfig(Section):
+    """How training faces are degraded into low-resolution inputs (sr); evaluation always uses plain bicubic."""
+
+    blur_sigma: tuple[float, float] = (0.0, 0.0)
+    """Range [low, high] of the Gaussian blur sigma (high-resolution pixels) applied before the bicubic downscale, drawn per image; [0, 0] = no blur (plain bicubic)."""
+    noise_std: tuple[float, float] = (0.0, 0.0)
+    """Range [low, high] of the std of Gaussian noise added to the low-resolution image, on the 0..255 scale, drawn per image; [0, 0] = no noise."""
+    jpeg_quality: tuple[int, int] | None = None
+    """Range [low, high] of the JPEG quality (1..100) the low-resolution image is compressed with, drawn per image; null = no JPEG."""
+
+    @field_validator("blur_sigma", "noise_std")
+    @classmethod
+    def _non_negative(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if min(v) < 0:
+            raise ValueError(f"must be >= 0, got [{v[0]}, {v[1]}]")
+        return _ordered_range(v)
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is None:
+            return v
+        if min(v) < 1 or max(v) > 100:
+            raise ValueError(f"JPEG quality must be within 1..100, got [{v[0]}, {v[1]}]")
+        return _ordered_range(v)
+
+
+class SRDataConfig(DataConfig):
+    degradation: DegradationConfig = DegradationConfig()
+
+
+class InpaintModelConfig(Section):
     generator: Literal["context_encoder"] = "context_encoder"
     """Generator architecture (inpaint: context_encoder)."""
     width: int = Field(64, ge=4, le=256)
@@ -71,17 +116,70 @@ class ModelConfig(Section):
     """Stride-2 layers of the PatchGAN (3 gives 70x70 patches)."""
 
 
+class SRModelConfig(Section):
+    generator: Literal["srresnet"] = "srresnet"
+    """Generator architecture (sr: srresnet, the SRGAN generator)."""
+    scale: Literal[2, 4, 8] = 4
+    """Upscaling factor: the low-resolution input is data.size / scale pixels wide. Stored in checkpoints; a checkpoint only upscales by its own scale."""
+    num_blocks: int = Field(5, ge=1, le=64)
+    """Residual blocks of the SRResNet (5 in the source design, 16 in the SRGAN paper)."""
+    width: int = Field(64, ge=4, le=256)
+    """Channels of the SRResNet's body (64 in SRGAN)."""
+    discriminator: Literal["vgg"] = "vgg"
+    """Discriminator architecture (sr: vgg, SRGAN's 8-conv VGG-style network with a 1x1-conv head, logits)."""
+    d_width: int = Field(64, ge=4, le=256)
+    """Channels of the discriminator's first conv; they double every other layer (64 -> 512 in SRGAN)."""
+    d_head: int = Field(1024, ge=4, le=4096)
+    """Channels of the discriminator's hidden 1x1 conv after pooling (1024 in SRGAN)."""
+
+
+IdentityNetName = Literal["mobilefacenet", "facenet-vggface2"]
+
+
 class LossConfig(Section):
-    reconstruction: float = Field(0.8, ge=0)
-    """Weight of the reconstruction loss (inpaint: L1 over the hole, normalised by hole area)."""
+    """The ``loss`` keys every task shares (adversarial and identity terms live in the shared loop)."""
+
     adversarial: float = Field(0.1, ge=0)
     """Weight of the non-saturating adversarial loss (BCE on discriminator logits)."""
     identity: float = Field(0.1, ge=0)
     """Weight of the identity loss 1 - cos(embed(output), embed(ground truth)); 0 turns it off."""
-    identity_net: Literal["mobilefacenet", "facenet-vggface2"] = "mobilefacenet"
+    identity_net: IdentityNetName = "mobilefacenet"
     """Frozen face-recognition network of the identity loss (mobilefacenet ships with facegan; facenet-vggface2 downloads once)."""
     identity_weights: str | None = None
     """Local path of the identity network's weights (overrides the packaged/cached file)."""
+
+
+class InpaintLossConfig(LossConfig):
+    reconstruction: float = Field(0.8, ge=0)
+    """Weight of the reconstruction loss (inpaint: L1 over the hole, normalised by hole area)."""
+
+
+class SRLossConfig(LossConfig):
+    adversarial: float = Field(0.001, ge=0)
+    """Weight of the non-saturating adversarial loss (BCE on discriminator logits); 0.001 in SRGAN."""
+    identity: float = Field(0.006, ge=0)
+    """Weight of the identity loss 1 - cos(embed(output), embed(ground truth)); 0 turns it off (0.006: the source's best visual quality, 0.6: its best identity similarity)."""
+    pixel: float = Field(1.0, ge=0)
+    """Weight of the pixel loss between output and ground truth (loss.pixel_type; on [-1, 1] images)."""
+    pixel_type: Literal["mse", "l1"] = "mse"
+    """Pixel loss: mse (SRGAN / SRResNet) or l1."""
+    content: float = Field(0.006, ge=0)
+    """Weight of the content loss: MSE of VGG19 features (loss.content_layer) of output and ground truth, SRGAN's naming; 0 turns it off (and needs no VGG19 weights)."""
+    content_layer: str = "conv5_4"
+    """VGG19 layer of the content loss, torchvision naming: convB_I (before the ReLU, as in SRGAN) or reluB_I, e.g. conv5_4, relu2_2."""
+    tv: float = Field(2e-8, ge=0)
+    """Weight of the total-variation loss: mean squared difference of vertically plus horizontally adjacent output pixels (2e-8 in the source)."""
+    vgg_weights: str | None = None
+    """Local path of torchvision's VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the content loss; else $FACEGAN_WEIGHTS_VGG19, the torch hub cache, or a one-time download."""
+
+    @field_validator("content_layer")
+    @classmethod
+    def _layer(cls, v: str) -> str:
+        from facegan.models.perceptual import VGG19_LAYERS
+
+        if v not in VGG19_LAYERS or v.startswith("pool"):
+            raise ValueError(f"unknown VGG19 layer {v!r}; expected convB_I or reluB_I, e.g. conv5_4, relu5_4, conv2_2")
+        return v
 
 
 class TrainConfig(Section):
@@ -96,11 +194,13 @@ class TrainConfig(Section):
     lr_schedule: Literal["constant", "cosine"] = "constant"
     """Learning-rate schedule over the run."""
     steps: int | None = Field(None, ge=1)
-    """Total optimisation steps (give steps or epochs, not both)."""
+    """Total optimisation steps, warm-up included (give steps or epochs, not both)."""
     epochs: float | None = Field(None, gt=0)
     """Passes over the train split (converted to steps; give steps or epochs, not both)."""
+    warmup_steps: int = Field(0, ge=0)
+    """Generator-only steps at the start of the run: the task and identity losses, no adversarial term, no discriminator step (sr: SRResNet pre-training). Counted in train.steps."""
     seed: int = 0
-    """Seed of weights, data order and masks (each process adds its rank)."""
+    """Seed of weights, data order and masks/degradations (each process adds its rank)."""
     amp: bool = False
     """bf16 autocast on CUDA (ignored on CPU)."""
     ema: float = Field(0.999, ge=0, lt=1)
@@ -124,32 +224,63 @@ class TrainConfig(Section):
 
 
 class EvalConfig(Section):
+    """The ``eval`` keys every task shares."""
+
     split: str = "test"
     """Split scored by `facegan eval`."""
-    mask: str = "center"
-    """Occlusion used for evaluation (deterministic per image): a mask type or a PNG file."""
-    seed: int = 0
-    """Seed of the evaluation masks: image i's mask depends only on (mask, i, seed)."""
     batch: int = Field(32, ge=1)
     """Images per evaluation batch."""
-    identity_net: Literal["mobilefacenet", "facenet-vggface2"] | None = None
+    identity_net: IdentityNetName | None = None
     """Network that scores identity cosine (default: loss.identity_net)."""
     max_images: int | None = Field(None, ge=1)
     """Score only the first N images of the split."""
 
 
-class Recipe(Section):
-    task: Literal["inpaint"]
-    """Task engine: inpaint (occluded faces). Super-resolution (sr) arrives with its engine."""
+class InpaintEvalConfig(EvalConfig):
+    mask: str = "center"
+    """Occlusion used for evaluation (deterministic per image): a mask type or a PNG file."""
+    seed: int = 0
+    """Seed of the evaluation masks: image i's mask depends only on (mask, i, seed)."""
+
+
+class RecipeBase(Section):
+    """What every recipe holds; :class:`InpaintRecipe` and :class:`SRRecipe` add their task's keys."""
+
+    task: str
+    """Task engine: inpaint (occluded faces) or sr (super-resolution ×2/×4/×8); it decides which model and loss keys exist."""
     name: str | None = None
     """Run name (default: the recipe file's stem); runs go to runs/<name>."""
     description: str = ""
     """Free text shown in reports."""
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    loss: LossConfig = LossConfig()
+    model: Section
+    loss: LossConfig
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(steps=1000))
     eval: EvalConfig = EvalConfig()
+
+
+class InpaintRecipe(RecipeBase):
+    task: Literal["inpaint"]
+    """Task engine: inpaint (occluded faces) or sr (super-resolution ×2/×4/×8); it decides which model and loss keys exist."""
+    data: InpaintDataConfig = InpaintDataConfig()
+    model: InpaintModelConfig = InpaintModelConfig()
+    loss: InpaintLossConfig = InpaintLossConfig()
+    eval: InpaintEvalConfig = InpaintEvalConfig()
+
+
+class SRRecipe(RecipeBase):
+    task: Literal["sr"]
+    """Task engine: inpaint (occluded faces) or sr (super-resolution ×2/×4/×8); it decides which model and loss keys exist."""
+    data: SRDataConfig = SRDataConfig()
+    model: SRModelConfig = SRModelConfig()
+    loss: SRLossConfig = SRLossConfig()
+
+
+#: The recipe of each task, by its ``task`` value.
+RECIPE_TYPES: dict[str, type[RecipeBase]] = {"inpaint": InpaintRecipe, "sr": SRRecipe}
+#: A validated recipe: the class is chosen by the ``task`` key (a pydantic discriminated union).
+Recipe = Annotated[Union[InpaintRecipe, SRRecipe], Field(discriminator="task")]
+_RECIPE_ADAPTER = TypeAdapter(Recipe)
 
 
 # --------------------------------------------------------------------------- loading
@@ -195,26 +326,46 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 def _format_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
+    root, loc = _strip_tag(first["loc"])
+    where = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
     msg = first["msg"].removeprefix("Value error, ")
+    tasks = ", ".join(RECIPE_TYPES)
     if first["type"] == "extra_forbidden":
-        section = _section_for(first["loc"][:-1])
+        section = _section_for(root, loc[:-1])
         known = ", ".join(section.model_fields) if section else ""
         msg = f"unknown key (expected one of: {known})"
-    elif first["type"] == "missing":
-        msg = "required key is missing"
+    elif first["type"] in ("missing", "union_tag_not_found"):
+        if first["type"] == "union_tag_not_found":
+            where = "task"
+        msg = "required key is missing" + (f" (one of: {tasks})" if where == "task" else "")
+    elif first["type"] == "union_tag_invalid":
+        where = "task"
+        msg = f"unknown task (expected one of: {tasks}) (got {first['input'].get('task')!r})"
     else:
         got = first.get("input")
         if got is not None and not isinstance(got, dict):
             msg = f"{msg} (got {got!r})"
     more = len(err.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    where = f"{loc}: " if loc else ""
+    where = f"{where}: " if where else ""
     return f"{source}: {where}{msg}{tail}"
 
 
-def _section_for(loc: tuple) -> type[BaseModel] | None:
-    model: type[BaseModel] = Recipe
+def _strip_tag(loc: tuple) -> tuple[type[BaseModel] | None, tuple]:
+    """The recipe class and the YAML path of an error location.
+
+    Errors inside a discriminated union carry the task tag first (``('sr', 'loss', 'x')``):
+    it names the recipe class and is not part of the YAML path.
+    """
+    if loc and str(loc[0]) in RECIPE_TYPES:
+        return RECIPE_TYPES[str(loc[0])], tuple(loc[1:])
+    return None, tuple(loc)
+
+
+def _section_for(root: type[BaseModel] | None, loc: tuple) -> type[BaseModel] | None:
+    model = root
+    if model is None:
+        return None
     for p in loc:
         field = model.model_fields.get(str(p))
         if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
@@ -223,12 +374,12 @@ def _section_for(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
-def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
-    """Validate a raw mapping; FaceganError with the YAML path on any problem."""
+def validate_recipe(raw: Any, source: str = "recipe") -> InpaintRecipe | SRRecipe:
+    """Validate a raw mapping into its task's recipe; FaceganError with the YAML path on any problem."""
     if not isinstance(raw, dict):
         raise FaceganError(f"{source}: a recipe is a YAML mapping (task: ..., data: ..., ...)")
     try:
-        return Recipe.model_validate(raw)
+        return _RECIPE_ADAPTER.validate_python(raw)
     except ValidationError as err:
         raise FaceganError(_format_error(source, err)) from None
 
@@ -265,8 +416,8 @@ def recipe_to_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
 
 
-def describe_keys() -> list[tuple[str, str, str]]:
-    """(key, default, description) for every recipe key, for `facegan keys`."""
+def _task_keys(task: str) -> list[tuple[str, str, str]]:
+    """(key, default, description) of every key of ``task``'s recipes, in schema order."""
     rows: list[tuple[str, str, str]] = []
 
     def walk(model: type[BaseModel], prefix: str) -> None:
@@ -278,5 +429,34 @@ def describe_keys() -> list[tuple[str, str, str]]:
             default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
             rows.append((prefix + name, default, field.description or ""))
 
-    walk(Recipe, "")
+    walk(RECIPE_TYPES[task], "")
     return rows
+
+
+def describe_keys_by_task() -> list[tuple[str, str, str, str]]:
+    """(key, tasks, default, description) for `facegan keys`: a key that is the same in every
+    task is listed once with tasks ``all``; one whose default or meaning differs is listed per task."""
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for task in RECIPE_TYPES:
+        for row in _task_keys(task):
+            seen.setdefault(row, []).append(task)
+    sections = list(RecipeBase.model_fields)
+    order = {row: i for i, row in enumerate(seen)}
+
+    def sort_key(row: tuple[str, str, str]) -> tuple[int, int]:
+        top = row[0].split(".")[0]
+        return (sections.index(top) if top in sections else len(sections), order[row])
+
+    rows = sorted(seen, key=sort_key)
+    return [(k, "all" if len(seen[(k, d, doc)]) == len(RECIPE_TYPES) else ", ".join(seen[(k, d, doc)]), d, doc)
+            for k, d, doc in rows]
+
+
+def describe_keys(task: str | None = None) -> list[tuple[str, str, str]]:
+    """(key, default, description) for every key of ``task``'s recipes (None: of every task;
+    a key whose default or meaning differs between tasks then appears once per task)."""
+    if task is not None:
+        if task not in RECIPE_TYPES:
+            raise FaceganError(f"unknown task {task!r}; expected one of: {', '.join(RECIPE_TYPES)}")
+        return _task_keys(task)
+    return [(k, d, doc) for k, _, d, doc in describe_keys_by_task()]

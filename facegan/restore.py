@@ -6,6 +6,9 @@ model's resolution (uint8 arrays in, uint8 arrays out); the photo pipelines buil
 any size: the photo is resized to the model's size with antialiasing, the hole is filled,
 and the filled pixels are resized back and composited into the *original-resolution*
 photo inside the hole only, so pixels outside the hole are the input's, bit for bit.
+:func:`restore_aligned_sr` is `facegan restore --task sr` for an aligned low-resolution face:
+it is enlarged by the checkpoint's scale with :meth:`Restorer.upscale`, beside nearest and
+bicubic enlargements of the same input.
 """
 
 from __future__ import annotations
@@ -19,16 +22,20 @@ from PIL import Image
 from facegan.errors import FaceganError
 
 
-def find_checkpoint(checkpoint: str | Path | None, task: str, runs_dir: Path, console=None) -> dict:
-    """Load ``checkpoint`` (file or run folder), or the newest run of ``task`` in ``runs_dir``."""
+def find_checkpoint(checkpoint: str | Path | None, task: str, runs_dir: Path, console=None,
+                    scale: int | None = None) -> dict:
+    """Load ``checkpoint`` (file or run folder), or the newest run of ``task`` in ``runs_dir``.
+
+    ``scale`` (sr) picks the newest run of that scale, and refuses a checkpoint of another one.
+    """
     from facegan.engines.checkpoint import load_checkpoint, newest_run_checkpoint
 
     if checkpoint is None:
-        path = newest_run_checkpoint(runs_dir, task)
+        path = newest_run_checkpoint(runs_dir, task, scale)
         if console is not None:
             console.print(f"using the newest {task} run: {path.parent.parent} (pass --checkpoint to choose)")
         checkpoint = path
-    return load_checkpoint(checkpoint, task=task)
+    return load_checkpoint(checkpoint, task=task, scale=scale)
 
 
 class Restorer:
@@ -49,8 +56,14 @@ class Restorer:
 
     @classmethod
     def find(cls, task: str, checkpoint: str | Path | None = None, runs_dir: str | Path = "runs",
-             device: str = "auto", console=None) -> "Restorer":
-        return cls(find_checkpoint(checkpoint, task, Path(runs_dir), console), device)
+             device: str = "auto", console=None, scale: int | None = None) -> "Restorer":
+        """The checkpoint (or newest run of ``task``, and of ``scale`` for sr) as a Restorer."""
+        return cls(find_checkpoint(checkpoint, task, Path(runs_dir), console, scale), device)
+
+    @property
+    def input_size(self) -> int:
+        """Side of the faces the generator takes: the model's size, or size / scale for sr."""
+        return self.size // int(self.scale) if self.scale else self.size
 
     def template_landmarks(self, n: int = 1) -> torch.Tensor:
         """(n,5,2) template landmarks at the model's size (an aligned face's landmarks)."""
@@ -84,6 +97,29 @@ class Restorer:
         m = masks.to(self.device, torch.float32)
         raw = self.gen(x * (1 - m), m).float().clamp(-1, 1)
         return to_uint8(raw), to_uint8(raw * m + x * (1 - m))
+
+    @torch.no_grad()
+    def upscale(self, faces: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        """Super-resolve aligned low-resolution faces.
+
+        ``faces``: (N,s,s,3) uint8 with s = size / scale (:attr:`input_size`), aligned on the
+        model's template. Returns (N,size,size,3) uint8.
+        """
+        from facegan.data.loader import to_model_range
+        from facegan.metrics import to_uint8
+
+        if self.task != "sr":
+            raise FaceganError(f"{self.ckpt.get('path')} is a '{self.task}' checkpoint, not 'sr'")
+        faces = np.asarray(faces)
+        s = self.input_size
+        if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
+            raise ValueError(f"faces must be (N,{s},{s},3) uint8 for this x{self.scale} model, got {faces.shape}")
+        out = []
+        for start in range(0, len(faces), batch_size):
+            chunk = np.array(faces[start : start + batch_size], dtype=np.uint8)
+            x = to_model_range(torch.from_numpy(chunk).to(self.device))
+            out.append(to_uint8(self.gen(x).float().clamp(-1, 1)))
+        return np.concatenate(out) if out else np.zeros((0, self.size, self.size, 3), np.uint8)
 
 
 def restore_aligned(
@@ -138,4 +174,58 @@ def restore_aligned(
     out_dir.mkdir(parents=True, exist_ok=True)
     save_image(Image.fromarray(restored), restored_path)
     save_image(grid_image([("input", photo[None]), ("occluded", occluded[None]), ("restored", restored[None])]), compare_path)
+    return restored_path, compare_path
+
+
+def restore_aligned_sr(
+    image_path: str | Path,
+    scale: int | None = None,
+    checkpoint: str | Path | None = None,
+    out_dir: str | Path = "restored",
+    device: str = "auto",
+    runs_dir: str | Path = "runs",
+    console=None,
+) -> tuple[Path, Path]:
+    """Super-resolve an aligned low-resolution face photo; returns (restored PNG, side-by-side PNG).
+
+    The checkpoint is ``checkpoint`` or the newest 'sr' run in ``runs_dir`` (of ``scale`` when
+    given; a checkpoint of another scale is refused). The photo must be square; one of another
+    size than the model's input (size / scale) is first resized to it (antialiased bicubic, with
+    a note). Writes ``<stem>_restored.png`` (size x size) and ``<stem>_compare.png``: the input
+    enlarged by nearest neighbour | bicubic | facegan.
+    """
+    from facegan.data import degrade
+    from facegan.data.loader import to_model_range
+    from facegan.faces import load_image
+    from facegan.metrics import to_uint8
+    from facegan.report import grid_image, save_image
+
+    image_path = Path(image_path)
+    photo = np.asarray(load_image(image_path))
+    h, w = photo.shape[:2]
+    if h != w:
+        raise FaceganError(f"{image_path} is {w}x{h}; an aligned face is square (crop it, or let `facegan restore` find the face)")
+    restorer = Restorer.find("sr", checkpoint, runs_dir, device, console, scale)
+    s, factor = restorer.input_size, int(restorer.scale)
+
+    out_dir = Path(out_dir)
+    restored_path = out_dir / f"{image_path.stem}_restored.png"
+    compare_path = out_dir / f"{image_path.stem}_compare.png"
+    for p in (restored_path, compare_path):
+        if p.resolve() == image_path.resolve():
+            raise FaceganError(f"refusing to overwrite the input {image_path}; choose another --out")
+
+    if w != s:
+        if console is not None:
+            console.print(f"{image_path.name} is {w}x{w}; resized to the x{factor} model's input, {s}x{s}")
+        photo = np.asarray(Image.fromarray(photo).resize((s, s), Image.BICUBIC))
+    hr = restorer.upscale(photo[None])
+    lr = to_model_range(torch.from_numpy(np.array(photo[None])))
+    nearest = to_uint8(degrade.upscale_nearest(lr, factor))
+    bicubic = to_uint8(degrade.upscale_bicubic(lr, factor))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_image(Image.fromarray(hr[0]), restored_path)
+    columns = [(f"input {s}px (nearest)", nearest), ("bicubic", bicubic), (f"facegan x{factor}", hr)]
+    save_image(grid_image(columns), compare_path)
     return restored_path, compare_path

@@ -11,9 +11,10 @@ Every pretrained network facegan uses has one :class:`WeightSpec` in :data:`WEIG
 
 Anything else is one :class:`~facegan.errors.FaceganError` saying which file to put where.
 
-Checks: files with a known sha256 (the shipped ones) are verified against it. Downloads have no
-published checksum, so a download is verified by loading it (``weights_only=True``) into the
-network it is for; a file that is not a state dict, or does not fit, is deleted, and the sha256
+Checks: files with a known sha256 (the shipped ones) are verified against it. Files named with
+the start of their sha256 (torchvision's convention, e.g. ``vgg19-dcbb9e9d.pth``) are checked
+against that prefix. Downloads have no published full checksum, so a download is also verified
+by loading it (``weights_only=True``) into the network it is for; a file that is not a state dict, or does not fit, is deleted, and the sha256
 of a good one is written beside it (``<file>.sha256``) so a later load notices a corrupted
 cache. :func:`load_weights` resolves, loads and returns the network with the weights in it.
 """
@@ -41,6 +42,12 @@ def _mobilefacenet() -> nn.Module:
     from facegan.models.mobilefacenet import MobileFaceNet
 
     return MobileFaceNet()
+
+
+def _vgg19_trunk() -> nn.Module:
+    from facegan.models.perceptual import VGG19Trunk
+
+    return VGG19Trunk()
 
 
 def _inception_resnet_v1() -> nn.Module:
@@ -71,6 +78,9 @@ class WeightSpec:
     unused_prefixes: tuple[str, ...] = ()
     #: Whether the file ships inside the package (``facegan/assets/weights``).
     packaged: bool = False
+    #: Known start of the file's sha256 (torchvision names its files ``<name>-<prefix>.pth``);
+    #: cached and downloaded files are checked against it.
+    sha256_prefix: str | None = None
 
 
 WEIGHTS: dict[str, WeightSpec] = {
@@ -93,6 +103,19 @@ WEIGHTS: dict[str, WeightSpec] = {
         option="loss.identity_weights",
         build=_inception_resnet_v1,
         unused_prefixes=("logits.",),
+    ),
+    # torchvision's VGG19 IMAGENET1K_V1 (the SRGAN content loss); the file holds the classifier
+    # too, which the content loss never uses.
+    "vgg19": WeightSpec(
+        name="vgg19",
+        filename="vgg19-dcbb9e9d.pth",
+        url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+        sha256=None,
+        sha256_prefix="dcbb9e9d",
+        env_var="FACEGAN_WEIGHTS_VGG19",
+        option="loss.vgg_weights",
+        build=_vgg19_trunk,
+        unused_prefixes=("classifier.",),
     ),
     "facenet-casia": WeightSpec(
         name="facenet-casia",
@@ -257,6 +280,14 @@ def _check_packaged(spec: WeightSpec, path: Path) -> Path:
 
 def _check_cached(spec: WeightSpec, path: Path) -> Path:
     sidecar = sidecar_path(path)
+    if spec.sha256_prefix is not None:
+        actual = sha256_file(path)
+        if not actual.startswith(spec.sha256_prefix):
+            raise FaceganError(
+                f"cached {spec.name} weights {path} are corrupted (sha256 {actual[:12]}... does not start "
+                f"with {spec.sha256_prefix}): delete it to download it again, or pass another copy with "
+                f"{spec.option}=PATH or {spec.env_var}=PATH"
+            )
     expected = spec.sha256
     if expected is None and sidecar.is_file():
         expected = (sidecar.read_text().split() or [""])[0]
@@ -303,6 +334,8 @@ def _download_verified(spec: WeightSpec, dest: Path) -> Path:
         actual = sha256_file(tmp)
         if spec.sha256 is not None and actual != spec.sha256:
             raise _Unusable(f"sha256 {actual[:12]}... is not the expected {spec.sha256[:12]}...")
+        if spec.sha256_prefix is not None and not actual.startswith(spec.sha256_prefix):
+            raise _Unusable(f"sha256 {actual[:12]}... does not start with the expected {spec.sha256_prefix}")
         _fit_state_dict(spec, _read_state_dict(tmp), spec.build())
     except _Unusable as exc:
         tmp.unlink(missing_ok=True)

@@ -14,12 +14,16 @@ METRICS_HELP = (
     "Metrics (DESIGN §4): images quantised to uint8; per-image values, then the mean. "
     "PSNR = 10 log10(255²/MSE) in float64; SSIM with an 11x11 Gaussian window (σ 1.5), valid region, "
     "per RGB channel then mean. Inpainting scores the composite (output inside the hole, input outside) "
-    "over the whole image, plus hole L1 x100 (0..1 scale) and hole-only PSNR. Identity: cosine of "
-    "L2-normalised embeddings of output and ground truth."
+    "over the whole image, plus hole L1 x100 (0..1 scale) and hole-only PSNR. Super-resolution reduces each "
+    "face by the checkpoint's scale (antialiased bicubic, 8-bit), crops `scale` pixels per border, and adds "
+    "PSNR-Y/SSIM-Y on Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255 (MATLAB rgb2ycbcr); plain bicubic "
+    "upscaling is scored beside it. Identity: cosine of L2-normalised embeddings of output and ground truth."
 )
 
-HELP = ("Score a run's EMA generator on fixed masks: table, per-image CSV, JSON, grid.\n\n" + METRICS_HELP
-        + "\n\nExample: facegan eval runs/quickstart_inpaint --mask eyes --json eyes.json")
+HELP = ("Score a run's EMA generator on fixed inputs (inpaint: masks; sr: bicubic reductions): "
+        "table, per-image CSV, JSON, grid.\n\n" + METRICS_HELP
+        + "\n\nExamples: facegan eval runs/quickstart_inpaint --mask eyes --json eyes.json\n\n"
+        "facegan eval runs/quickstart_sr --scale 4")
 
 
 @user_errors
@@ -27,7 +31,8 @@ def eval_(
     run: Path = typer.Argument(..., help="Run folder or checkpoint file.", show_default=False),
     data: Optional[Path] = typer.Option(None, "--data", help="Packed dataset \\[default: the recipe's data.path]."),
     split: Optional[str] = typer.Option(None, "--split", help="Split to score \\[default: the recipe's eval.split, test]."),
-    mask: Optional[str] = typer.Option(None, "--mask", help="Mask type (center, half, eyes, mouth, box, freeform, glasses, facemask) or a PNG (white = hole)."),
+    mask: Optional[str] = typer.Option(None, "--mask", help="inpaint: mask type (center, half, eyes, mouth, box, freeform, glasses, facemask) or a PNG (white = hole)."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="sr: the expected upscaling factor; a checkpoint of another scale is refused \\[default: the checkpoint's]."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary JSON here."),
     identity_net: Optional[str] = typer.Option(None, "--identity-net", help="Network scoring identity cosine \\[default: the training one]."),
     judge: bool = typer.Option(False, "--judge", help="Also score identity with an independent judge network that training never saw."),
@@ -44,4 +49,4 @@ def eval_(
         raise FaceganError(f"--identity-net {identity_net!r}: expected mobilefacenet or facenet-vggface2")
     evaluate(run, data=data, split=split, mask=mask, json_out=json_out, identity_net=identity_net,
              device=device, max_images=max_images, out_dir=out, judge=judge_net if judge else None,
-             console=_console())
+             console=_console(), scale=scale)

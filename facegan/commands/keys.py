@@ -7,20 +7,35 @@ from typing import Optional
 import typer
 
 from facegan.commands.common import console as _console
+from facegan.commands.common import user_errors
 
-def keys(section: Optional[str] = typer.Argument(None, help="Only keys of this section (data, model, loss, train, eval).")) -> None:
+
+@user_errors
+def keys(
+    section: Optional[str] = typer.Argument(None, help="Only keys of this section (data, model, loss, train, eval)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Only the keys of this task's recipes: inpaint or sr \\[default: both, with a task column]."),
+) -> None:
     """List every recipe key with its default and meaning (from the typed schema).
 
-    Example: facegan keys loss
+    The `task` key of a recipe (inpaint or sr) decides which model and loss keys it has.
+
+    Examples:
+      facegan keys loss
+      facegan keys model --task sr
     """
     from rich.table import Table
 
-    from facegan.recipe import describe_keys
+    from facegan.recipe import describe_keys, describe_keys_by_task
 
-    table = Table(title="recipe keys")
-    for col in ("key", "default", "meaning"):
+    if task is not None:
+        rows = [(k, task, d, doc) for k, d, doc in describe_keys(task)]
+    else:
+        rows = describe_keys_by_task()
+    table = Table(title="recipe keys" + (f" (task: {task})" if task else ""))
+    columns = ("key", "default", "meaning") if task else ("key", "task", "default", "meaning")
+    for col in columns:
         table.add_column(col)
-    for key, default, doc in describe_keys():
+    for key, tasks, default, doc in rows:
         if section is None or key.startswith(section + "."):
-            table.add_row(key, default, doc)
+            table.add_row(*((key, default, doc) if task else (key, tasks, default, doc)))
     _console().print(table)

@@ -49,8 +49,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
-def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
-    """Load and check a checkpoint; ``task`` refuses one of another task."""
+def load_checkpoint(path: str | Path, task: str | None = None, scale: int | None = None) -> dict:
+    """Load and check a checkpoint; ``task`` refuses one of another task, ``scale`` one of another
+    super-resolution factor (a ×8 generator cannot upscale ×4)."""
     p = resolve_checkpoint(path)
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
@@ -62,12 +63,26 @@ def load_checkpoint(path: str | Path, task: str | None = None) -> dict:
         raise FaceganError(f"{p} was written by a newer facegan ({ckpt.get('facegan_version')}); upgrade facegan")
     if task is not None and ckpt.get("task") != task:
         raise FaceganError(f"{p} is a '{ckpt.get('task')}' checkpoint, not '{task}'")
+    if scale is not None:
+        check_scale(ckpt, scale, p)
     ckpt["path"] = str(p)
     return ckpt
 
 
-def newest_run_checkpoint(runs: Path, task: str) -> Path:
-    """checkpoints/last.pt of the most recently written run of ``task`` under ``runs``."""
+def check_scale(ckpt: dict, scale: int, path: str | Path | None = None) -> None:
+    """FaceganError unless ``ckpt`` is a super-resolution checkpoint of factor ``scale``."""
+    where = path or ckpt.get("path", "checkpoint")
+    theirs = ckpt.get("scale")
+    if theirs is None:
+        raise FaceganError(f"{where} is a '{ckpt.get('task')}' checkpoint; a scale (--scale {scale}) is only for 'sr' checkpoints")
+    if int(theirs) != int(scale):
+        raise FaceganError(
+            f"{where} is a ×{theirs} checkpoint; it cannot upscale ×{scale} (use a ×{scale} run, or --scale {theirs})"
+        )
+
+
+def newest_run_checkpoint(runs: Path, task: str, scale: int | None = None) -> Path:
+    """checkpoints/last.pt of the most recently written run of ``task`` (and SR ``scale``) under ``runs``."""
     found = []
     for last in runs.glob("*/checkpoints/last.pt"):
         try:
@@ -75,9 +90,11 @@ def newest_run_checkpoint(runs: Path, task: str) -> Path:
         except Exception:
             continue
         if isinstance(info, dict) and info.get("format") == FORMAT and info.get("task") == task:
-            found.append((last.stat().st_mtime, last))
+            if scale is None or info.get("scale") == scale:
+                found.append((last.stat().st_mtime, last))
     if not found:
-        raise FaceganError(f"no '{task}' run found in {runs}/; train one or pass --checkpoint FILE_OR_RUN")
+        what = f"'{task}' run" + (f" of scale ×{scale}" if scale is not None else "")
+        raise FaceganError(f"no {what} found in {runs}/; train one or pass --checkpoint FILE_OR_RUN")
     return max(found)[1]
 
 
@@ -91,6 +108,8 @@ def build_eval_generator(ckpt: dict, device: torch.device | str = "cpu") -> torc
     state = ckpt.get("ema") or ckpt["generator"]
     try:
         gen.load_state_dict(state)
+    except FaceganError as err:  # e.g. SR weights of another scale
+        raise FaceganError(f"{ckpt.get('path')}: {err}") from None
     except RuntimeError as err:
         raise FaceganError(f"{ckpt.get('path')}: generator weights do not fit its recipe ({str(err).splitlines()[0]})") from None
     return gen.to(device).eval()

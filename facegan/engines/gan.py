@@ -10,6 +10,13 @@ Written once for every task (see :mod:`facegan.engines.task`). Per step:
    + identity loss (frozen network, gradients flow to the generator only);
 5. EMA update of the generator; learning-rate schedule.
 
+The first ``train.warmup_steps`` steps are generator-only (step 3 and the adversarial term are
+skipped; for SR this is SRResNet pre-training). D(x) and D(G(z)) (mean sigmoid of the
+discriminator on real and generated faces) are logged every adversarial step; when their gap
+stays under :data:`COLLAPSE_GAP` over a whole log interval (after :data:`COLLAPSE_GRACE`
+adversarial steps) the discriminator has collapsed, the adversarial term gives the generator
+no signal, and the progress line says so.
+
 Every step's losses are kept on the device and flushed to ``log.jsonl`` every
 ``train.log_every`` steps (one host sync per flush, not per step). Under ``torchrun`` each
 process takes its slice of every batch and its own random stream (seed, rank, step); only
@@ -39,8 +46,14 @@ from facegan.recipe import Recipe
 #: Recipe keys that may change when a run is resumed (the rest must match the checkpoint).
 RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.device", "data.placement", "name"}
-#: Columns of the per-step loss record, in order.
+#: Columns of the per-step loss record, in order (a task's other loss terms follow as g_<name>).
 LOSS_KEYS = ["d", "g", "g_adv", "g_rec", "g_id", "d_real", "d_fake"]
+#: Record columns that only adversarial steps have (warm-up records leave them out).
+ADVERSARIAL_KEYS = ("d", "g_adv", "d_real", "d_fake")
+#: The discriminator has collapsed when mean |D(x) - D(G(z))| over a log interval is below this...
+COLLAPSE_GAP = 0.02
+#: ...after at least this many adversarial steps (a fresh discriminator starts at chance).
+COLLAPSE_GRACE = 100
 
 
 @dataclass
@@ -115,6 +128,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def check_resume_compatible(stored: dict, current: Recipe) -> None:
+    from facegan.recipe import validate_recipe
+
+    # Re-validated so that keys added to the schema since the checkpoint compare as their defaults.
+    stored = validate_recipe(stored, source="the checkpoint's recipe").model_dump(mode="json")
     a, b = _flat(stored), _flat(current.model_dump(mode="json"))
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
     if diff:
@@ -154,6 +171,11 @@ class Trainer:
         self.G = self.task.build_generator().to(self.device)
         self.D = self.task.build_discriminator().to(self.device)
         self.ema = EMA(self.G, t.ema) if t.ema > 0 else None
+        prepare = getattr(self.task, "prepare_training", None)
+        if prepare is not None:  # frozen loss networks (e.g. VGG19 for SR); fails early when missing
+            prepare(self.device)
+        self.extra_terms = [k for k in self.task.loss_weights() if k != "rec"]
+        self.log_keys = LOSS_KEYS + [f"g_{k}" for k in self.extra_terms]
         self.id_net = None
         if recipe.loss.identity > 0:
             from facegan.models.identity import load_identity_net
@@ -166,8 +188,8 @@ class Trainer:
             world=self.dist.world, placement=recipe.data.placement, flip=recipe.data.hflip,
         )
         self.total = total_steps(recipe, self.loader.steps_per_epoch)
-        self.sched_g = self._scheduler(self.opt_g)
-        self.sched_d = self._scheduler(self.opt_d)
+        self.sched_g = self._scheduler(self.opt_g, self.total)
+        self.sched_d = self._scheduler(self.opt_d, self.d_steps)
         self.step = 0
         self.amp = bool(t.amp and self.device.type == "cuda")
         if resume:
@@ -181,13 +203,23 @@ class Trainer:
             self.D_train = DDP(self.D, device_ids=ids)
 
     # -- setup helpers -----------------------------------------------------------------
-    def _scheduler(self, opt: torch.optim.Optimizer):
+    @property
+    def d_steps(self) -> int:
+        """Steps the discriminator trains (its schedule's length): all but the warm-up."""
+        return max(1, self.total - self.recipe.train.warmup_steps)
+
+    def _scheduler(self, opt: torch.optim.Optimizer, steps: int):
         if self.recipe.train.lr_schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.total)
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
     def _load(self, path: Path) -> None:
         ckpt = load_checkpoint(path, task=self.task.name)
+        if ckpt.get("scale") != self.task.scale:
+            raise FaceganError(
+                f"{path} is a ×{ckpt.get('scale')} checkpoint; it cannot be resumed as ×{self.task.scale} "
+                f"(model.scale={self.task.scale}); start a new run with --out, or keep model.scale={ckpt.get('scale')}"
+            )
         check_resume_compatible(ckpt["recipe"], self.recipe)
         self.G.load_state_dict(ckpt["generator"])
         self.D.load_state_dict(ckpt["discriminator"])
@@ -198,8 +230,7 @@ class Trainer:
         self.sched_g.load_state_dict(ckpt["sched_g"])
         self.sched_d.load_state_dict(ckpt["sched_d"])
         if self.recipe.train.lr_schedule == "cosine":
-            for s in (self.sched_g, self.sched_d):
-                s.T_max = self.total
+            self.sched_g.T_max, self.sched_d.T_max = self.total, self.d_steps
         self.step = int(ckpt["step"])
         if self.step >= self.total:
             raise FaceganError(f"{path} is already at step {self.step} of {self.total}; raise train.steps to train longer")
@@ -242,37 +273,50 @@ class Trainer:
         return path
 
     # -- one step ------------------------------------------------------------------------
+    def warming_up(self, step: int | None = None) -> bool:
+        """Whether ``step`` (default: the current one) is a generator-only warm-up step."""
+        return (self.step if step is None else step) < self.recipe.train.warmup_steps
+
     def train_step(self) -> torch.Tensor:
-        """One D step and one G step; returns the step's loss record (on the device)."""
+        """One D step and one G step (G only during warm-up); returns the step's loss record
+        (on the device, in ``self.log_keys`` order; NaN where a warm-up step has no value)."""
         w = self.recipe.loss
+        warm = self.warming_up()
         gen = step_generator(self.device, self.recipe.train.seed, self.dist.rank, self.step)
         faces = self.loader.get(self.step, gen)
         batch = self.task.train_batch(faces.images, faces.landmarks, gen)
         autocast = torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+        zero = torch.zeros((), device=self.device)
+        nan = torch.full((), float("nan"), device=self.device)
 
         with autocast:
             raw, result = self.task.run(self.G_train, batch)
 
-        # Discriminator step.
-        self.D.requires_grad_(True)
-        with autocast:
-            logit_real = self.D_train(batch.target)
-            logit_fake = self.D_train(result.detach())
-            loss_d = 0.5 * (
-                F.binary_cross_entropy_with_logits(logit_real.float(), torch.ones_like(logit_real, dtype=torch.float32))
-                + F.binary_cross_entropy_with_logits(logit_fake.float(), torch.zeros_like(logit_fake, dtype=torch.float32))
-            )
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
+        # Discriminator step (none during warm-up).
+        loss_d = d_real = d_fake = nan
+        if not warm:
+            self.D.requires_grad_(True)
+            with autocast:
+                logit_real = self.D_train(batch.target)
+                logit_fake = self.D_train(result.detach())
+                loss_d = 0.5 * (
+                    F.binary_cross_entropy_with_logits(logit_real.float(), torch.ones_like(logit_real, dtype=torch.float32))
+                    + F.binary_cross_entropy_with_logits(logit_fake.float(), torch.zeros_like(logit_fake, dtype=torch.float32))
+                )
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            d_real = torch.sigmoid(logit_real.detach().float()).mean()
+            d_fake = torch.sigmoid(logit_fake.detach().float()).mean()
 
         # Generator step (D frozen so no gradient is spent on its weights).
         self.D.requires_grad_(False)
+        loss_adv = nan
         with autocast:
-            logit_g = self.D_train(result)
-            loss_adv = F.binary_cross_entropy_with_logits(logit_g.float(), torch.ones_like(logit_g, dtype=torch.float32))
+            if not warm:
+                logit_g = self.D_train(result)
+                loss_adv = F.binary_cross_entropy_with_logits(logit_g.float(), torch.ones_like(logit_g, dtype=torch.float32))
             terms = self.task.losses(raw, result, batch)
-        zero = torch.zeros((), device=self.device)
         loss_id = zero
         if self.id_net is not None:
             from facegan.models.identity import identity_loss
@@ -280,7 +324,9 @@ class Trainer:
             loss_id = identity_loss(self.id_net, result.float(), batch.target.float())
         weights = self.task.loss_weights()
         loss_task = sum((weights[k] * v for k, v in terms.items()), zero)
-        loss_g = loss_task + w.adversarial * loss_adv + w.identity * loss_id
+        loss_g = loss_task + w.identity * loss_id
+        if not warm:
+            loss_g = loss_g + w.adversarial * loss_adv
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -289,12 +335,33 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.G, self.step)
         self.sched_g.step()
-        self.sched_d.step()
-        rec = terms.get("rec", zero)
+        if not warm:
+            self.sched_d.step()
         return torch.stack([
-            loss_d.detach(), loss_g.detach(), loss_adv.detach(), rec.detach(), loss_id.detach(),
-            torch.sigmoid(logit_real.detach().float()).mean(), torch.sigmoid(logit_fake.detach().float()).mean(),
+            loss_d.detach(), loss_g.detach(), loss_adv.detach(), terms.get("rec", zero).detach(), loss_id.detach(),
+            d_real, d_fake, *(terms.get(k, zero).detach().float() for k in self.extra_terms),
         ])
+
+    def records(self, values: list[list[float]], first: int) -> list[dict]:
+        """Log records of steps ``first, first+1, ...``; warm-up records leave out the D columns."""
+        out = []
+        for i, v in enumerate(values):
+            rec = dict(kind="step", step=first + i, **dict(zip(self.log_keys, v)))
+            if self.warming_up(first + i - 1):
+                for k in ADVERSARIAL_KEYS:
+                    rec.pop(k)
+                rec["warmup"] = True
+            out.append(rec)
+        return out
+
+    def collapse_gap(self, records: list[dict]) -> float | None:
+        """Mean |D(x) - D(G(z))| over ``records`` when the collapse test applies to them
+        (every record adversarial, at least COLLAPSE_GRACE adversarial steps done), else None."""
+        if not records or any(r.get("warmup") for r in records):
+            return None
+        if records[-1]["step"] - self.recipe.train.warmup_steps < COLLAPSE_GRACE:
+            return None
+        return sum(abs(r["d_real"] - r["d_fake"]) for r in records) / len(records)
 
     # -- validation / samples -------------------------------------------------------------
     @torch.no_grad()
@@ -309,8 +376,9 @@ class Trainer:
         k = min(n, len(split))
         images = to_model_range(torch.from_numpy(split.images[:k].copy()).to(self.device))
         lms = torch.from_numpy(split.landmarks[:k].copy()).to(self.device)
-        mask_spec = self.recipe.eval.mask if self.recipe.eval.mask in _mask_types() else "center"
-        batch = self.task.eval_batch(images, lms, range(k), mask_spec, self.recipe.eval.seed)
+        mask = getattr(self.recipe.eval, "mask", None)  # inpaint only; sr evaluates on plain bicubic
+        mask_spec = mask if mask in _mask_types() else "center"
+        batch = self.task.eval_batch(images, lms, range(k), mask_spec, getattr(self.recipe.eval, "seed", 0))
         gen = self.ema.model if self.ema is not None else self.G
         was_training = gen.training
         gen.eval()
@@ -338,6 +406,7 @@ class Trainer:
         pending: list[torch.Tensor] = []
         progress = _Progress(self, enabled=main)
         last_flush = time.perf_counter()
+        collapsed = False
         with progress:
             while self.step < self.total:
                 pending.append(self.train_step())
@@ -347,15 +416,28 @@ class Trainer:
                     values = torch.stack(pending).tolist()  # the one host sync of the interval
                     now = time.perf_counter()
                     img_s = len(pending) * t.batch * self.dist.world / max(now - last_flush, 1e-9)
-                    first = self.step - len(pending) + 1
-                    records = [dict(kind="step", step=first + i, **dict(zip(LOSS_KEYS, v))) for i, v in enumerate(values)]
+                    records = self.records(values, self.step - len(pending) + 1)
                     pending, last_flush = [], now
                     last = records[-1]
-                    info = (f"D {last['d']:.3f} G {last['g']:.3f} rec {last['g_rec']:.3f} id {last['g_id']:.3f} "
-                            f"D(x) {last['d_real']:.2f} D(G(z)) {last['d_fake']:.2f}")
+                    if last.get("warmup"):
+                        info = f"warm-up (G only) G {last['g']:.3f} rec {last['g_rec']:.3f} id {last['g_id']:.3f}"
+                    else:
+                        info = (f"D {last['d']:.3f} G {last['g']:.3f} rec {last['g_rec']:.3f} id {last['g_id']:.3f} "
+                                f"D(x) {last['d_real']:.2f} D(G(z)) {last['d_fake']:.2f}")
+                    gap = self.collapse_gap(records)
+                    if gap is not None:
+                        records[-1]["d_gap"] = gap
+                        if (gap < COLLAPSE_GAP) != collapsed:  # say so when the state changes
+                            collapsed = not collapsed
+                            progress.note(_collapse_note(self.step, gap, len(records), collapsed),
+                                          style="yellow" if collapsed else "dim")
+                        if collapsed:
+                            info += " [bold red]D collapsed[/]"
                     if main:
                         records[-1]["img_s"] = img_s
                         records[-1]["lr_g"] = self.opt_g.param_groups[0]["lr"]
+                        if gap is not None:
+                            records[-1]["d_collapsed"] = collapsed
                         _append_log(log_path, records)
                     progress.update(self.step, img_s, info)
                 if main and (self.step % t.sample_every == 0 or done):
@@ -369,6 +451,14 @@ class Trainer:
                 if self.dist.world > 1 and (self.step % t.checkpoint_every == 0 or done):
                     torch.distributed.barrier()
         return self.out / "checkpoints" / "last.pt"
+
+
+def _collapse_note(step: int, gap: float, n: int, collapsed: bool) -> str:
+    if collapsed:
+        return (f"step {step}: mean |D(x) - D(G(z))| = {gap:.3f} < {COLLAPSE_GAP} over the last {n} steps: the "
+                "discriminator has collapsed and the adversarial term gives no signal "
+                "(try a lower train.lr_d or a longer train.warmup_steps)")
+    return f"step {step}: the discriminator separates real and generated faces again (mean |D(x) - D(G(z))| = {gap:.3f})"
 
 
 def _mask_types() -> tuple[str, ...]:
@@ -435,9 +525,9 @@ class _Progress:
         if self.enabled:
             self.bar.update(self.task_id, completed=step, img_s=img_s, info=info)
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, style: str = "dim") -> None:
         if self.enabled:
-            self.bar.console.print(f"[dim]{text}[/]")
+            self.bar.console.print(f"[{style}]{text}[/]")
 
 
 def train(recipe: Recipe, out_dir: Path, resume: bool = False, console=None) -> Path:
@@ -447,8 +537,10 @@ def train(recipe: Recipe, out_dir: Path, resume: bool = False, console=None) -> 
         n_g = sum(p.numel() for p in trainer.G.parameters()) / 1e6
         n_d = sum(p.numel() for p in trainer.D.parameters()) / 1e6
         ident = f"{recipe.loss.identity_net} (x{recipe.loss.identity})" if trainer.id_net is not None else "off"
+        task = recipe.task + (f" x{trainer.task.scale}" if trainer.task.scale else "")
+        warm = f", {recipe.train.warmup_steps} warm-up steps (G only)" if recipe.train.warmup_steps else ""
         console.print(
-            f"[bold]{recipe.task}[/] {recipe.name}: G {n_g:.2f} M params, D {n_d:.2f} M, identity loss {ident}, "
+            f"[bold]{task}[/] {recipe.name}: G {n_g:.2f} M params, D {n_d:.2f} M, identity loss {ident}{warm}, "
             f"{len(trainer.loader.images)} train faces, batch {recipe.train.batch}, steps {trainer.step}->{trainer.total}, "
             f"device {trainer.device} ({trainer.loader.placement} data){', bf16' if trainer.amp else ''}"
         )

@@ -11,4 +11,8 @@ def make_task(recipe: Recipe):
         from facegan.engines.inpaint import InpaintTask
 
         return InpaintTask(recipe)
+    if recipe.task == "sr":
+        from facegan.engines.sr import SRTask
+
+        return SRTask(recipe)
     raise ValueError(f"unknown task {recipe.task!r}")  # the schema makes this unreachable

@@ -1,0 +1,283 @@
+"""The SR engine on real (bundled) faces: training x2/x4/x8, warm-up, D-collapse warning,
+eval against scikit-image, scale refusals, and restore of an aligned low-resolution face."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from rich.console import Console
+from typer.testing import CliRunner
+
+from conftest import REPO
+from facegan import weights
+from facegan.cli import app
+from facegan.data import degrade
+from facegan.data.loader import to_model_range
+from facegan.data.packed import PackedDataset
+from facegan.engines import gan
+from facegan.engines.checkpoint import atomic_torch_save, build_eval_generator, load_checkpoint
+from facegan.errors import FaceganError
+from facegan.evaluate import evaluate
+from facegan.metrics import to_uint8
+from facegan.recipe import load_recipe
+from facegan.restore import Restorer, restore_aligned_sr
+
+runner = CliRunner()
+
+TINY_SR = [
+    "data.size=64",
+    "model.width=8",
+    "model.num_blocks=1",
+    "model.d_width=8",
+    "model.d_head=16",
+    "train.batch=4",
+    "train.steps=16",
+    "train.warmup_steps=4",
+    "train.log_every=4",
+    "train.sample_every=100",
+    "train.checkpoint_every=100",
+    "train.lr_g=2e-3",
+    "loss.identity=0",
+    "loss.content=0",
+]
+
+
+def sr_recipe(data, *extra):
+    return load_recipe(REPO / "recipes" / "quickstart_sr.yaml", [*TINY_SR, f"data.path={data}", *extra])
+
+
+def _records(run, kind="step"):
+    return [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if r["kind"] == kind]
+
+
+@pytest.fixture(scope="module")
+def sr_runs(sample_data, tmp_path_factory):
+    """16-step runs at x2, x4 and x8 on the 64 px sample faces (4 warm-up steps each)."""
+    root = tmp_path_factory.mktemp("sr_runs")
+    runs = {}
+    for scale in (2, 4, 8):
+        runs[scale] = root / f"x{scale}"
+        gan.train(sr_recipe(sample_data, f"model.scale={scale}"), runs[scale])
+    return runs
+
+
+# --------------------------------------------------------------------------- training
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_training_loss_falls_at_every_scale(sr_runs, scale):
+    run = sr_runs[scale]
+    steps = _records(run)
+    assert [r["step"] for r in steps] == list(range(1, 17))
+    warm, adv = steps[:4], steps[4:]
+    assert all(r.get("warmup") and "d" not in r and "d_real" not in r for r in warm)
+    assert all(isinstance(r[k], float) for r in adv for k in ("d", "g_adv", "d_real", "d_fake", "g_rec", "g_tv"))
+    rec = [r["g_rec"] for r in steps]
+    first, last = np.mean(rec[:4]), np.mean(rec[-4:])
+    assert last < 0.85 * first, (first, last)
+    ckpt = load_checkpoint(run)
+    assert ckpt["task"] == "sr" and ckpt["scale"] == scale and ckpt["recipe"]["model"]["scale"] == scale
+    gen = build_eval_generator(ckpt)
+    assert gen(torch.zeros(1, 3, 64 // scale, 64 // scale)).shape == (1, 3, 64, 64)
+    assert (run / "samples" / "step_0000016.png").is_file() and (run / "loss_curves.png").is_file()
+
+
+def test_warmup_only_never_trains_the_discriminator(sample_data, tmp_path):
+    run = tmp_path / "warm"
+    gan.train(sr_recipe(sample_data, "train.steps=4", "train.warmup_steps=4", "model.scale=2"), run)
+    ckpt = load_checkpoint(run)
+    assert ckpt["opt_d"]["state"] == {}  # Adam never stepped
+    assert ckpt["opt_g"]["state"]
+    assert all(r.get("warmup") and "d" not in r for r in _records(run))
+
+
+def test_collapsed_discriminator_is_reported(sample_data, tmp_path, monkeypatch):
+    # A discriminator that cannot learn (lr_d ~ 0) gives D(x) = D(G(z)): the source's failure.
+    monkeypatch.setattr(gan, "COLLAPSE_GRACE", 2)
+    out = io.StringIO()
+    run = tmp_path / "collapse"
+    gan.train(sr_recipe(sample_data, "train.steps=12", "train.lr_d=1e-12", "model.scale=2"), run,
+              console=Console(file=out, width=400))
+    text = " ".join(out.getvalue().split())
+    assert "the discriminator has collapsed and the adversarial term gives no signal" in text
+    flushed = [r for r in _records(run) if "d_collapsed" in r]
+    assert [r["step"] for r in flushed] == [8, 12]  # the first interval (steps 1-4) is warm-up
+    assert all(r["d_collapsed"] and r["d_gap"] < gan.COLLAPSE_GAP for r in flushed)
+
+
+def test_resume_across_the_warmup_continues_exactly(sample_data, tmp_path):
+    extra = ("train.steps=6", "train.warmup_steps=3", "train.log_every=1", "model.scale=2")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    gan.train(sr_recipe(sample_data, *extra), straight)
+    gan.train(sr_recipe(sample_data, *extra, "train.steps=2"), split)
+    gan.train(sr_recipe(sample_data, *extra), split, resume=True)
+    a, b = load_checkpoint(straight), load_checkpoint(split)
+    for key in ("generator", "discriminator", "ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    assert [r["g"] for r in _records(straight)] == [r["g"] for r in _records(split)]
+
+
+def test_content_loss_trains_with_local_vgg_weights(sample_data, tmp_path, monkeypatch):
+    from facegan.models.perceptual import vgg19_features
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    monkeypatch.delenv("FACEGAN_WEIGHTS_VGG19", raising=False)
+    monkeypatch.setattr(weights, "_download", lambda url, dest: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(FaceganError, match="loss.vgg_weights=PATH"):
+        gan.train(sr_recipe(sample_data, "loss.content=1", "model.scale=2"), tmp_path / "no_vgg")
+    assert not (tmp_path / "no_vgg").exists()
+    vgg = tmp_path / "vgg.pth"
+    torch.save({f"features.{k}": v for k, v in vgg19_features(3).state_dict().items()}, vgg)
+    run = tmp_path / "content"
+    gan.train(sr_recipe(sample_data, "loss.content=1", "loss.content_layer=conv1_2", f"loss.vgg_weights={vgg}",
+                        "train.steps=2", "train.warmup_steps=0", "model.scale=2"), run)
+    assert all(r["g_content"] > 0 for r in _records(run))
+
+
+# --------------------------------------------------------------------------- eval
+
+
+def test_eval_reports_model_and_bicubic(sr_runs, tmp_path):
+    out = tmp_path / "x4.json"
+    res = runner.invoke(app, ["eval", str(sr_runs[4]), "--json", str(out), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "PSNR-Y" in res.output and "SSIM-Y" in res.output and "bicubic" in res.output
+    data = json.loads(out.read_text())
+    keys = {"psnr", "ssim", "psnr_y", "ssim_y", "id_cos"}
+    assert set(data["metrics"]) == keys and set(data["bicubic"]) == keys
+    assert data["reference"]["metrics"] == data["bicubic"]
+    assert data["scale"] == 4 and data["task"] == "sr" and data["n_images"] == 6 and data["mask"] is None
+    with open(data["per_image_csv"]) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and abs(np.mean([float(r["psnr_y"]) for r in rows]) - data["metrics"]["psnr_y"]) < 1e-5
+    assert (sr_runs[4] / "eval" / "test_x4.png").is_file()
+
+
+def _skimage_scores(out_u8: np.ndarray, gt_u8: np.ndarray, crop: int) -> dict[str, float]:
+    """PSNR/SSIM on RGB and Y computed with scikit-image only (DESIGN §4 conventions)."""
+    from skimage.color import rgb2ycbcr
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    kw = dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
+    per: dict[str, list[float]] = {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": []}
+    for o, g in zip(out_u8, gt_u8):
+        o, g = o[crop:-crop, crop:-crop], g[crop:-crop, crop:-crop]
+        oy, gy = rgb2ycbcr(o)[..., 0], rgb2ycbcr(g)[..., 0]  # MATLAB Y in [16, 235], float
+        per["psnr"].append(peak_signal_noise_ratio(g, o, data_range=255))
+        per["ssim"].append(structural_similarity(g, o, channel_axis=-1, **kw))
+        per["psnr_y"].append(peak_signal_noise_ratio(gy, oy, data_range=255))
+        per["ssim_y"].append(structural_similarity(gy, oy, **kw))
+    return {k: float(np.mean(v)) for k, v in per.items()}
+
+
+@pytest.mark.parametrize("scale", [2, 8])
+def test_eval_metrics_equal_scikit_image(sr_runs, sample_data, tmp_path, scale):
+    summary = evaluate(sr_runs[scale], device="cpu", out_dir=tmp_path)
+    gt = np.array(PackedDataset(sample_data).split("test").images)
+    hr = to_model_range(torch.from_numpy(gt))
+    lr = degrade.bicubic_lr(hr, scale)
+    with torch.no_grad():
+        out = to_uint8(build_eval_generator(load_checkpoint(sr_runs[scale]))(lr))
+    bicubic = to_uint8(torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic").clamp(-1, 1))
+    for name, images, got in (("model", out, summary["metrics"]), ("bicubic", bicubic, summary["bicubic"])):
+        want = _skimage_scores(images, gt, crop=scale)
+        for key, value in want.items():
+            assert abs(got[key] - value) < 1e-4, (name, key, got[key], value)
+    assert summary["bicubic"]["psnr_y"] > summary["bicubic"]["psnr"]  # Y is smoother than RGB
+
+
+# --------------------------------------------------------------------------- scale refusals
+
+
+def test_a_checkpoint_of_one_scale_refuses_another(sr_runs, sample_data, tmp_path):
+    run = sr_runs[4]
+    msg = r"is a ×4 checkpoint; it cannot upscale ×8"
+    with pytest.raises(FaceganError, match=msg):
+        evaluate(run, scale=8, device="cpu", out_dir=tmp_path / "e")
+    res = runner.invoke(app, ["eval", str(run), "--scale", "8"])
+    assert res.exit_code == 2 and "is a ×4 checkpoint; it cannot upscale ×8" in res.output and "Traceback" not in res.output
+    lr = tmp_path / "small.png"
+    Image.new("RGB", (8, 8), "gray").save(lr)
+    with pytest.raises(FaceganError, match=msg):
+        restore_aligned_sr(lr, scale=8, checkpoint=run, out_dir=tmp_path / "o", device="cpu")
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(FaceganError, match=r"is a ×4 checkpoint; it cannot be resumed as ×8"):
+        gan.train(sr_recipe(sample_data, "model.scale=8", "train.steps=20"), run, resume=True)
+    # weights of one scale loaded into a model of another (e.g. an edited stored recipe)
+    ckpt = load_checkpoint(run)
+    ckpt["recipe"]["model"]["scale"] = 8
+    with pytest.raises(FaceganError, match=r"weights are for a ×4 SRResNet; they cannot upscale ×8"):
+        build_eval_generator(ckpt)
+    res = runner.invoke(app, ["eval", str(run), "--mask", "eyes"])
+    assert res.exit_code == 2 and "--mask is for inpainting runs" in res.output
+
+
+def test_scale_is_checked_on_inpaint_checkpoints_too(sr_runs, tmp_path):
+    ckpt = load_checkpoint(sr_runs[2])
+    ckpt.pop("path")
+    ckpt.update(task="inpaint", scale=None)
+    fake = tmp_path / "inpaint.pt"
+    atomic_torch_save(ckpt, fake)
+    with pytest.raises(FaceganError, match="a scale .* is only for 'sr' checkpoints"):
+        load_checkpoint(fake, scale=2)
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+    with pytest.raises(FaceganError, match="is a 'inpaint' checkpoint, not 'sr'"):
+        restore_aligned_sr(tmp_path / "x.png", checkpoint=fake)
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def _lr_face(sample_data, tmp_path, side: int) -> tuple:
+    hr = Image.open(sample_data / "examples" / "test_001.png").convert("RGB")
+    path = tmp_path / f"face{side}.png"
+    hr.resize((side, side), Image.BICUBIC).save(path)
+    return path, np.asarray(hr)
+
+
+def test_restore_upsamples_an_aligned_face(sr_runs, sample_data, tmp_path):
+    lr_path, hr = _lr_face(sample_data, tmp_path, 16)
+    restored, compare = restore_aligned_sr(lr_path, scale=4, checkpoint=sr_runs[4], out_dir=tmp_path / "out", device="cpu")
+    out = np.asarray(Image.open(restored))
+    assert out.shape == (64, 64, 3) and restored.name == "face16_restored.png"
+    assert Image.open(compare).size[0] > 3 * 64  # input (nearest) | bicubic | facegan
+    restorer = Restorer.find("sr", sr_runs[4], device="cpu")
+    assert restorer.input_size == 16
+    lr = np.asarray(Image.open(lr_path))
+    assert np.array_equal(restorer.upscale(lr[None]), out[None])
+    assert restorer.upscale(np.repeat(lr[None], 3, 0), batch_size=2).shape == (3, 64, 64, 3)
+    with pytest.raises(ValueError, match=r"\(N,16,16,3\)"):
+        restorer.upscale(hr[None])
+
+
+def test_restore_resizes_other_sizes_and_refuses_non_square(sr_runs, sample_data, tmp_path):
+    lr_path, _ = _lr_face(sample_data, tmp_path, 40)
+    text = io.StringIO()
+    restored, _ = restore_aligned_sr(lr_path, checkpoint=sr_runs[4], out_dir=tmp_path / "o", device="cpu",
+                                     console=Console(file=text, width=200))
+    assert np.asarray(Image.open(restored)).shape == (64, 64, 3)
+    assert "resized to the x4 model's input, 16x16" in text.getvalue()
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (20, 16)).save(wide)
+    with pytest.raises(FaceganError, match="an aligned face is square"):
+        restore_aligned_sr(wide, checkpoint=sr_runs[4], out_dir=tmp_path / "o2")
+
+
+def test_restore_finds_the_newest_run_of_the_scale(sr_runs, sample_data, tmp_path, monkeypatch):
+    lr_path, _ = _lr_face(sample_data, tmp_path, 32)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FaceganError, match="no 'sr' run of scale ×2 found in runs"):
+        restore_aligned_sr(lr_path, scale=2, device="cpu")
+    shutil.copytree(sr_runs[2], tmp_path / "runs" / "two")
+    shutil.copytree(sr_runs[4], tmp_path / "runs" / "four")  # newer, but x4
+    text = io.StringIO()
+    restored, _ = restore_aligned_sr(lr_path, scale=2, device="cpu", console=Console(file=text, width=200))
+    assert "using the newest sr run: runs/two" in text.getvalue()
+    assert np.asarray(Image.open(restored)).shape == (64, 64, 3)
