@@ -76,7 +76,14 @@ class IdentitySpec:
 
 
 #: The identity networks by name. Another backbone is one entry here plus its weights entry in
-#: facegan.weights.WEIGHTS (e.g. "facenet-casia": the vggface2 entry with weights="facenet-casia").
+#: facegan.weights.WEIGHTS.
+#:
+#: The crop each backbone receives (see :meth:`IdentityNet.crop`): the similarity transform
+#: that maps facegan's five template landmarks (``geometry.template_points(S)``) onto the
+#: backbone's ``template`` in least squares, applied to the aligned ``S`` x ``S`` face by
+#: bilinear resampling (antialiased first when it shrinks by more than 4/3), giving an
+#: ``input_size`` x ``input_size`` crop, then normalised with ``mean``/``std``. Crop pixels that
+#: fall outside the aligned face are black (zero padding).
 IDENTITY_NETS: dict[str, IdentitySpec] = {
     # foamliu's MobileFaceNet, shipped with facegan: ArcFace 112x112 crops, ImageNet mean/std.
     "mobilefacenet": IdentitySpec(
@@ -90,6 +97,18 @@ IDENTITY_NETS: dict[str, IdentitySpec] = {
     # facenet-pytorch InceptionResnetV1 trained on VGGFace2: MTCNN box crops at 160x160.
     "facenet-vggface2": IdentitySpec(
         weights="facenet-vggface2",
+        input_size=160,
+        embedding_dim=512,
+        template=FACENET_MTCNN_160,
+        mean=_FACENET_MEAN,
+        std=_FACENET_STD,
+    ),
+    # The same InceptionResnetV1 trained on CASIA-WebFace (facenet-pytorch's other release):
+    # the same MTCNN 160x160 box crops and standardisation as the VGGFace2 weights. Its file
+    # carries a 10,575-class classifier (VGGFace2's has 8,631); the embedding network drops it
+    # (facegan.weights: unused_prefixes).
+    "facenet-casia": IdentitySpec(
+        weights="facenet-casia",
         input_size=160,
         embedding_dim=512,
         template=FACENET_MTCNN_160,

@@ -1,0 +1,357 @@
+"""`facegan ablate`: does a change (e.g. the identity loss) really help? Train, score, compare.
+
+For every variant of a spec (:mod:`facegan.ablation_spec`) and every seed, the runner
+
+1. trains ``<out>/<variant>/seed<k>`` with :func:`facegan.engines.gan.train`, unless that run's
+   ``checkpoints/last.pt`` already stands at its final step (an unfinished run is resumed, so
+   an interrupted study picks up where it stopped);
+2. scores it with :func:`facegan.evaluate.evaluate` on the same split, the same fixed masks
+   and the same networks for every run: the identity cosine by the training identity network
+   and, unless turned off, by an independent judge (:mod:`facegan.judge`) that no variant
+   trains against (a finished evaluation of the same checkpoint and settings is reused);
+3. reads the per-image CSVs back, averages each image over seeds, and compares every
+   variant with the baseline image by image (:mod:`facegan.stats`).
+
+The results (a rich table, ``results.md``, ``results.csv``, ``results.png``) are written by
+:mod:`facegan.ablate_report`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facegan.ablation_spec import Study, load_study, run_overrides, run_recipe
+from facegan.errors import FaceganError
+from facegan.stats import (
+    Estimate,
+    PairedDifference,
+    combine_seeds,
+    mean_ci,
+    paired_difference,
+    seed_spread,
+)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How one per-image metric is labelled and printed."""
+
+    key: str
+    header: str
+    decimals: int
+    #: A 0/1 rate shown in percent (differences in percentage points).
+    percent: bool = False
+
+
+#: The metrics of the table, in order; those a study's evaluation does not produce are left
+#: out (PSNR-Y/SSIM-Y exist for super-resolution only).
+TABLE_METRICS = [
+    MetricInfo("psnr", "PSNR (dB)", 2),
+    MetricInfo("ssim", "SSIM", 4),
+    MetricInfo("psnr_y", "PSNR-Y (dB)", 2),
+    MetricInfo("ssim_y", "SSIM-Y", 4),
+    MetricInfo("id_cos", "identity cos", 4),
+    MetricInfo("judge_cos", "judge cos", 4),
+    MetricInfo("judge_verified", "judge verified", 1, percent=True),
+]
+JUDGE_KEYS = ("judge_cos", "judge_verified")
+#: Columns of the per-image CSV that are not metrics.
+_ID_COLUMNS = ("index", "file", "identity")
+
+
+@dataclass
+class RunScores:
+    """One trained and evaluated run: its per-image scores."""
+
+    variant: str
+    seed: int
+    run_dir: Path
+    step: int
+    files: list[str]
+    values: dict[str, np.ndarray]
+    per_image_csv: Path
+
+
+@dataclass
+class MetricResult:
+    """One metric of one variant: over images, over seeds, and against the baseline."""
+
+    estimate: Estimate
+    seeds: Estimate
+    #: None for the baseline itself.
+    diff: PairedDifference | None
+
+
+@dataclass
+class VariantResult:
+    name: str
+    description: str
+    overrides: list[str]
+    runs: list[RunScores]
+    metrics: dict[str, MetricResult]
+
+
+@dataclass
+class StudyResult:
+    """Everything the report needs."""
+
+    study: Study
+    out: Path
+    quick: bool
+    seeds: int
+    task: str
+    data: str
+    split: str
+    mask: str | None
+    n_images: int
+    steps: dict[str, int]
+    identity_net: str
+    judge: str | None
+    #: Why there is no judge column (the judge is not installed, or --no-judge).
+    judge_note: str | None
+    variants: list[VariantResult]
+    #: The table's metrics (judge columns included even without a judge, to say why).
+    metrics: list[MetricInfo]
+    #: Other per-image metrics every run has (results.csv only), e.g. hole_l1.
+    extra_metrics: list[str]
+
+    @property
+    def baseline(self) -> str:
+        return self.study.spec.baseline
+
+
+def default_out(study: Study, quick: bool) -> Path:
+    """``runs/ablate_<spec stem>`` (``..._quick`` for --quick, whose runs are other recipes)."""
+    stem = study.name if study.name.startswith("ablate") else f"ablate_{study.name}"
+    return Path("runs") / (stem + ("_quick" if quick else ""))
+
+
+def run_study(
+    spec: str | Path,
+    out: str | Path | None = None,
+    seeds: int | None = None,
+    quick: bool = False,
+    sets: list[str] | tuple = (),
+    judge: str | None = None,
+    no_judge: bool = False,
+    device: str = "auto",
+    max_images: int | None = None,
+    console=None,
+    n_resamples: int | None = None,
+) -> StudyResult:
+    """Train, evaluate and compare every variant x seed of the spec at ``spec``.
+
+    ``seeds`` overrides the spec's; ``sets`` are ``--set`` overrides for every run (after the
+    variant's and the quick ones); ``judge`` replaces the spec's eval.judge and
+    ``no_judge`` turns the judge off. Writes the results into ``out`` (default
+    :func:`default_out`) and returns them.
+    """
+    from rich.markup import escape
+
+    from facegan.ablate_report import write_results
+    from facegan.stats import N_RESAMPLES
+
+    study = load_study(spec)
+    n_seeds = seeds if seeds is not None else study.spec.seeds
+    if n_seeds < 1:
+        raise FaceganError(f"--seeds must be at least 1, got {n_seeds}")
+    out_dir = Path(out) if out is not None else default_out(study, quick)
+    extra = [*sets, *([f"train.device={device}"] if device != "auto" else [])]
+    names = [v.name for v in study.spec.variants]
+    recipes = {(v, k): run_recipe(study, v, k, quick, extra) for v in names for k in range(n_seeds)}
+    base_recipe = recipes[(study.spec.baseline, 0)]
+    if len({r.task for r in recipes.values()}) > 1:
+        raise FaceganError(f"{study.path}: the variants must all be of one task")
+    id_net = base_recipe.eval.identity_net or base_recipe.loss.identity_net
+    judge_name, judge_note = _pick_judge(study, recipes, judge, no_judge)
+    if judge_note is not None:
+        _say(console, f"[yellow]note:[/] {escape(judge_note)}; the judge columns stay empty")
+    ev = study.spec.eval
+    split = ev.split or base_recipe.eval.split
+    mask = ev.mask if base_recipe.task == "inpaint" else None
+    limit = max_images or ev.max_images
+
+    runs: dict[str, list[RunScores]] = {v: [] for v in names}
+    steps: dict[str, int] = {}
+    for (variant, k), recipe in recipes.items():
+        run_dir = out_dir / variant / f"seed{k}"
+        _say(console, f"[bold]{variant}[/] seed {k} ({escape(', '.join(study.variant(variant).set) or 'base recipe')})")
+        steps[variant] = _train(recipe, run_dir, console)
+        runs[variant].append(_evaluate(variant, k, run_dir, split, mask, id_net, judge_name, device, limit, console))
+
+    variants, common = summarize(study, runs, n_resamples or N_RESAMPLES)
+    table_keys = {m.key for m in TABLE_METRICS}
+    result = StudyResult(
+        study=study, out=out_dir, quick=quick, seeds=n_seeds, task=base_recipe.task, data=base_recipe.data.path,
+        split=split, mask=mask, n_images=len(runs[study.spec.baseline][0].files), steps=steps, identity_net=id_net,
+        judge=judge_name, judge_note=judge_note, variants=variants,
+        metrics=[m for m in TABLE_METRICS if m.key in common or m.key in JUDGE_KEYS],
+        extra_metrics=[k for k in common if k not in table_keys],
+    )
+    written = write_results(result)
+    if console is not None:
+        from facegan.ablate_report import results_table
+
+        console.print(results_table(result))
+        console.print("wrote " + ", ".join(str(p) for p in written))
+    return result
+
+
+def _pick_judge(study: Study, recipes: dict, judge: str | None, no_judge: bool) -> tuple[str | None, str | None]:
+    """The judge every run is scored by, or (None, why not). Refuses a network that any
+    variant trains against; a judge whose packages are missing becomes a note, not an error."""
+    from facegan.judge import JudgeUnavailable, load_judge
+
+    if no_judge:
+        return None, "no judge (--no-judge)"
+    name = judge or study.spec.eval.judge
+    if name is None:
+        return None, f"no judge ({study.path} sets eval.judge: null)"
+    trained = {r.loss.identity_net for r in recipes.values() if r.loss.identity > 0}
+    if name in trained:
+        raise FaceganError(
+            f"judge {name!r} is the identity network some variants train with; a loss network scored "
+            f"by itself can be gamed: pick another with --judge-net (e.g. dlib)"
+        )
+    try:
+        load_judge(name)  # fail now, not after hours of training
+    except JudgeUnavailable as err:
+        return None, f"judge {name} unavailable: {err}"
+    return name, None
+
+
+def _say(console, text: str) -> None:
+    if console is not None:
+        console.print(text, soft_wrap=True)
+
+
+def _train(recipe, run_dir: Path, console) -> int:
+    """Train (or resume, or skip) one run; returns its final step."""
+    import torch
+
+    from facegan.engines.gan import check_resume_compatible, train
+
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.is_file():
+        try:
+            ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+            stored, step, total = ckpt["recipe"], int(ckpt["step"]), int(ckpt["total_steps"])
+        except Exception:
+            raise FaceganError(f"{last} is not a readable checkpoint; delete {run_dir} to train that run again") from None
+        try:
+            check_resume_compatible(stored, recipe)
+        except FaceganError as err:
+            raise FaceganError(f"{run_dir} holds a run of another recipe ({err}); delete it or pick another --out") from None
+        same_budget = all(stored["train"].get(k) == getattr(recipe.train, k) for k in ("steps", "epochs"))
+        if same_budget and step >= total:
+            _say(console, f"  [dim]finished at step {step}: not trained again[/]")
+            return step
+        _say(console, f"  resuming from step {step}")
+        train(recipe, run_dir, resume=True, console=console)
+    else:
+        train(recipe, run_dir, console=console)
+    return int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["step"])
+
+
+def _evaluate(variant: str, seed: int, run_dir: Path, split: str, mask: str | None, id_net: str,
+              judge: str | None, device: str, max_images: int | None, console) -> RunScores:
+    """Score one run (or reuse its scores for the same checkpoint step and settings)."""
+    import torch
+
+    from facegan.evaluate import evaluate
+
+    step = int(torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True, mmap=True)["step"])
+    key = {"step": step, "split": split, "mask": mask, "identity_net": id_net, "judge": judge, "max_images": max_images}
+    marker = run_dir / "eval" / "ablate.json"
+    summary = None
+    if marker.is_file():
+        try:
+            stored = json.loads(marker.read_text())
+            csv_path = Path(stored["summary"]["per_image_csv"])
+            if stored.get("key") == key and csv_path.is_file() and _has_columns(csv_path, judge):
+                summary = stored["summary"]
+                _say(console, "  [dim]scores of this checkpoint found: not evaluated again[/]")
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            summary = None
+    if summary is None:
+        summary = evaluate(run_dir, split=split, mask=mask, identity_net=id_net, device=device,
+                           max_images=max_images, out_dir=run_dir / "eval", judge=judge)
+        from facegan.report import atomic_write_bytes
+
+        atomic_write_bytes(marker, json.dumps({"key": key, "summary": summary}, indent=2, default=float).encode())
+    csv_path = Path(summary["per_image_csv"])
+    files, values = read_per_image(csv_path)
+    return RunScores(variant, seed, run_dir, step, files, values, csv_path)
+
+
+def _has_columns(path: Path, judge: str | None) -> bool:
+    """Whether a per-image CSV still holds what the study asks for (not overwritten since by
+    a `facegan eval` with other options)."""
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    return "id_cos" in header and (judge is None or all(k in header for k in JUDGE_KEYS))
+
+
+def read_per_image(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """(file names, {metric: per-image float64 values}) of an eval per-image CSV."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise FaceganError(f"{path} holds no scored images")
+    keys = [k for k in rows[0] if k not in _ID_COLUMNS]
+    try:
+        values = {k: np.array([float(r[k]) for r in rows], dtype=np.float64) for k in keys}
+    except ValueError:
+        raise FaceganError(f"{path} holds a value that is not a number") from None
+    return [r["file"] for r in rows], values
+
+
+def summarize(study: Study, runs: dict[str, list[RunScores]], n_resamples: int) -> tuple[list[VariantResult], list[str]]:
+    """Per-variant estimates and paired differences against the baseline (see facegan.stats),
+    and the metrics every run has.
+
+    All runs must have scored the same images in the same order. Each image's value is first
+    averaged over the variant's seeds; the baseline's seed-averaged values are the pairs.
+    """
+    all_runs = [r for rs in runs.values() for r in rs]
+    first = all_runs[0]
+    for r in all_runs[1:]:
+        if r.files != first.files:
+            raise FaceganError(
+                f"{r.run_dir} and {first.run_dir} were scored on different images; re-run the study "
+                f"with the same eval split and max_images"
+            )
+    common = [k for k in first.values if all(k in r.values for r in all_runs)]
+    per_image = {v: {k: np.stack([r.values[k] for r in rs]) for k in common} for v, rs in runs.items()}
+    baseline = study.spec.baseline
+    base_values = {k: combine_seeds(m) for k, m in per_image[baseline].items()}
+    variants = []
+    for spec_variant in study.spec.variants:
+        name = spec_variant.name
+        metrics = {}
+        for k, matrix in per_image[name].items():
+            combined = combine_seeds(matrix)
+            diff = None if name == baseline else paired_difference(combined, base_values[k], n_resamples=n_resamples)
+            metrics[k] = MetricResult(mean_ci(combined), seed_spread(matrix), diff)
+        variants.append(VariantResult(name, spec_variant.description, list(spec_variant.set), runs[name], metrics))
+    return variants, common
+
+
+def planned_runs(spec: str | Path, out: str | Path | None = None, seeds: int | None = None, quick: bool = False,
+                 sets: list[str] | tuple = ()) -> list[tuple[str, int, Path, list[str]]]:
+    """(variant, seed, run folder, overrides) of every run a study would train (``--dry-run``);
+    every run's recipe is validated."""
+    study = load_study(spec)
+    out_dir = Path(out) if out is not None else default_out(study, quick)
+    n_seeds = seeds if seeds is not None else study.spec.seeds
+    plan = []
+    for v in study.spec.variants:
+        for k in range(n_seeds):
+            run_recipe(study, v.name, k, quick, list(sets))
+            plan.append((v.name, k, out_dir / v.name / f"seed{k}", run_overrides(study, v.name, k, quick, list(sets))))
+    return plan
