@@ -10,7 +10,8 @@ from __future__ import annotations
 import typer
 
 from facegan import __version__
-from facegan.commands import bench, evaluate, keys, prepare, restore, train
+from facegan.commands import ablate, evaluate, keys, prepare, restore, train
+from facegan.commands import bench
 
 app = typer.Typer(
     name="facegan",
@@ -42,6 +43,7 @@ app.command("train")(train.train)
 app.command("eval", help=evaluate.HELP)(evaluate.eval_)
 app.command("restore")(restore.restore)
 app.command("keys")(keys.keys)
+app.command("ablate")(ablate.ablate)
 
 
 def main() -> None:

@@ -283,3 +283,68 @@ def align_face(
 
     aligned = np.clip(np.rint(warped), 0, 255).astype(np.uint8)
     return aligned, m
+
+
+# --------------------------------------------------------------------------------------------
+# Photos from users (restore)
+# --------------------------------------------------------------------------------------------
+
+#: The largest photo :func:`load_photo` decodes (pixels); bigger ones are refused as possible
+#: decompression bombs.
+MAX_PHOTO_PIXELS = 100_000_000
+#: :func:`detect_photo_faces` keeps faces MTCNN scores at least this confident.
+MIN_FACE_SCORE = 0.9
+#: :func:`detect_photo_faces` upscales photos whose shorter side is below this (pixels).
+MIN_DETECT_SIDE = 160
+
+
+def load_photo(path: str | Path, max_pixels: int = MAX_PHOTO_PIXELS) -> Image.Image:
+    """:func:`load_image` for a user's photo, refusing images over ``max_pixels``.
+
+    The size is read from the file's header before anything is decoded, so an image that
+    would expand to gigabytes (a decompression bomb) costs nothing and gives one line.
+    """
+    import warnings
+
+    path = Path(path)
+    limit = f"facegan refuses photos over {max_pixels / 1e6:.0f} MP (decompression-bomb guard); downscale it first"
+    if path.is_file():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    width, height = img.size
+        except Image.DecompressionBombError:
+            raise FaceganError(f"{path} is too large to decode: {limit}") from None
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError, struct.error):
+            width = height = 0  # load_image reports why it is not an image
+        if width * height > max_pixels:
+            raise FaceganError(f"{path} is {width}x{height} ({width * height / 1e6:.0f} MP): {limit}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return load_image(path)
+
+
+def detect_photo_faces(
+    image: Image.Image,
+    device: str = "cpu",
+    min_score: float = MIN_FACE_SCORE,
+    min_side: int = MIN_DETECT_SIDE,
+) -> list[Face]:
+    """The faces of one user photo, largest first, with a score of at least ``min_score``.
+
+    MTCNN misses faces under about 20 pixels and fails on images under about 12, so a photo
+    whose shorter side is under ``min_side`` is detected on a bicubic copy enlarged by a
+    whole factor, and the boxes and landmarks are mapped back to the photo's pixel-index
+    coordinates (``x = (x' + 0.5) / k - 0.5``).
+    """
+    rgb = _to_rgb(image)
+    factor = min(16, max(1, int(np.ceil(min_side / max(1, min(rgb.size))))))
+    if factor > 1:
+        rgb = rgb.resize((rgb.width * factor, rgb.height * factor), Image.Resampling.BICUBIC)
+    found = [f for f in detect_faces([rgb], device=device)[0] if f.score >= min_score]
+    if factor > 1:
+        for f in found:
+            f.box = ((f.box + 0.5) / factor - 0.5).astype(np.float32)
+            f.landmarks = ((f.landmarks + 0.5) / factor - 0.5).astype(np.float32)
+    return found

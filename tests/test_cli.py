@@ -25,12 +25,13 @@ def test_version_and_help():
     assert res.exit_code == 0 and res.output.strip() == f"facegan {__version__}"
     res = runner.invoke(app, ["--help"])
     assert res.exit_code == 0
-    for cmd in ("prepare", "train", "eval", "restore", "keys"):
+    for cmd in ("prepare", "train", "eval", "restore", "keys", "ablate", "bench"):
         assert cmd in res.output
 
 
 def test_every_command_has_an_example():
-    for args in (["prepare", "sample"], ["train"], ["eval"], ["restore"], ["keys"]):
+    for args in (["prepare", "sample"], ["prepare", "celeba"], ["prepare", "celeba-hq"], ["prepare", "folder"],
+                 ["train"], ["eval"], ["restore"], ["keys"], ["ablate"], ["bench", "prepare"]):
         res = runner.invoke(app, [*args, "--help"])
         assert res.exit_code == 0, args
         assert "Example" in res.output, args

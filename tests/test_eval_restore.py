@@ -85,7 +85,7 @@ def test_wrong_task_checkpoint_is_refused(tiny_run, tmp_path):
         load_checkpoint(other, task="inpaint")
     img = tmp_path / "face.png"
     Image.new("RGB", (64, 64), "gray").save(img)
-    res = runner.invoke(app, ["restore", str(img), "--checkpoint", str(other), "--out", str(tmp_path / "o")])
+    res = runner.invoke(app, ["restore", str(img), "--aligned", "--checkpoint", str(other), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "not 'inpaint'" in res.output
     assert not (tmp_path / "o").exists()
 
@@ -128,19 +128,19 @@ def test_restore_bad_input_and_newest_run(tiny_run, sample_data, tmp_path, monke
     face = _face(sample_data, tmp_path)
     text = tmp_path / "notes.png"
     text.write_text("hello")
-    res = runner.invoke(app, ["restore", str(text), "--checkpoint", str(tiny_run), "--out", str(tmp_path / "o1")])
+    res = runner.invoke(app, ["restore", str(text), "--aligned", "--checkpoint", str(tiny_run), "--out", str(tmp_path / "o1")])
     assert res.exit_code == 2 and "not an image" in res.output
     wide = tmp_path / "wide.png"
     Image.new("L", (200, 100), 255).save(wide)
-    res = runner.invoke(app, ["restore", str(face), "--mask", str(wide), "--checkpoint", str(tiny_run), "--out", str(tmp_path / "o2")])
+    res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", str(wide), "--checkpoint", str(tiny_run), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 2 and "aspect" in res.output
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
     # Without --checkpoint: the newest inpainting run in ./runs, and it says so.
     monkeypatch.chdir(tmp_path)
-    res = runner.invoke(app, ["restore", str(face), "--mask", "mouth", "--out", "o3"])
+    res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", "mouth", "--out", "o3"])
     assert res.exit_code == 2 and "no 'inpaint' run found in runs" in res.output
     shutil.copytree(tiny_run, tmp_path / "runs" / "mine")
-    res = runner.invoke(app, ["restore", str(face), "--mask", "mouth", "--out", "o3", "--device", "cpu"])
+    res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", "mouth", "--out", "o3", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "using the newest inpaint run: runs/mine" in res.output
     assert (tmp_path / "o3" / "face_restored.png").is_file()

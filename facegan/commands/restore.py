@@ -1,4 +1,4 @@
-"""`facegan restore`."""
+"""`facegan restore`: restore every face of ordinary photos (or of aligned face crops)."""
 
 from __future__ import annotations
 
@@ -10,27 +10,113 @@ import typer
 from facegan.commands.common import console as _console
 from facegan.commands.common import user_errors
 
+
 @user_errors
 def restore(
-    image: Path = typer.Argument(..., help="An aligned face photo (any size).", show_default=False),
-    task: str = typer.Option("inpaint", "--task", help="inpaint (sr arrives with the super-resolution engine)."),
-    mask: str = typer.Option("eyes", "--mask", help="center, half, eyes, mouth, box, freeform, glasses, facemask, or a PNG (white = hole)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file or run folder \\[default: newest inpaint run in runs/]."),
+    source: Path = typer.Argument(..., help="A photo, or a folder of photos.", show_default=False),
+    task: str = typer.Option("inpaint", "--task", help="inpaint or sr."),
+    mask: Optional[str] = typer.Option(
+        None, "--mask",
+        help="inpaint: center, half, eyes, mouth, box, freeform, glasses, facemask (placed from each face's "
+        "landmarks), a mask image of the photo's aspect ratio (white = hole), or a folder of masks "
+        "matched by file stem \\[default: eyes].",
+    ),
+    face: str = typer.Option("all", "--face", help="Which faces: all, largest, or N (the N largest)."),
+    aligned: bool = typer.Option(False, "--aligned", help="The input is an aligned face crop: skip detection."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="sr: the upscaling factor (picks the newest run of that scale; refuses a checkpoint of another) \\[default: the checkpoint's]."),
+    compare: bool = typer.Option(False, "--compare", help="Also write <stem>_compare.png: input | occluded | restored, whole photo and per face."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file or run folder \\[default: the newest run of --task in runs/]."),
     out: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Faces per generator call."),
 ) -> None:
-    """Fill an occluded region of an aligned face; writes <stem>_restored.png and <stem>_compare.png.
+    """Restore the faces of a photo, or of every photo in a folder.
 
-    The face is resized to the model's size, the hole is filled, and only the hole is pasted back
-    into the full-resolution photo.
+    Each face is found (MTCNN), aligned onto the model's template, occluded
+    with the mask, restored by the checkpoint's generator (EMA weights) and
+    pasted back with a feathered seam. --task inpaint changes only the hole:
+    the output has the input's size and pixels away from the hole keep their
+    exact values. --task sr outputs the photo upscaled by the model's scale
+    (bicubic) with each face replaced by the restored one.
 
-    Example: facegan restore face.png --task inpaint --mask eyes --out restored/
+    Writes OUT/<stem>_restored.png (and <stem>_compare.png with --compare);
+    never overwrites an input. A photo without a face exits with code 3 and
+    writes nothing; in a folder, such photos and unreadable ones are listed.
+
+    Examples:
+      facegan restore photo.jpg --mask eyes
+      facegan restore photo.jpg --mask photo_mask.png   (white = hole)
+      facegan restore photos/ --mask masks/ --out restored/
+      facegan restore tiny_face.jpg --task sr --scale 8
+      facegan restore face.png --aligned --mask mouth   (no detection)
     """
-    from facegan.errors import FaceganError
-    from facegan.restore import restore_aligned
+    from facegan.errors import FaceganError, NoFaceError
+    from facegan.photo import (
+        RestoreOptions,
+        check_options,
+        parse_face_option,
+        restore_photos,
+    )
+    from facegan.restore import Restorer
 
-    if task != "inpaint":
-        raise FaceganError(f"--task {task!r}: this version restores with --task inpaint")
+    if task == "sr" and mask is not None:
+        raise FaceganError("--mask is for --task inpaint; --task sr restores the whole face")
+    if task != "sr" and scale is not None:
+        raise FaceganError("--scale is for --task sr")
+    options = RestoreOptions(task=task, mask=mask or "eyes", faces=parse_face_option(face), aligned=aligned,
+                             compare=compare, batch_size=batch_size)
+    check_options(options)
+    if not source.exists():
+        raise FaceganError(f"{source} does not exist")
     console = _console()
-    restored, compare = restore_aligned(image, mask=mask, checkpoint=checkpoint, out_dir=out, device=device, console=console)
-    console.print(f"wrote {restored} and {compare}")
+    restorer = Restorer.find(task, checkpoint, "runs", device, console, scale=scale)
+
+    if source.is_dir():
+        summary = _restore_folder(source, out, restorer, options, console)
+    else:
+        summary = restore_photos(source, out, restorer, options)
+    _report(summary, console)
+    if not summary.written:
+        if summary.no_face and not summary.failed:
+            raise NoFaceError(f"no face found in any of the {len(summary.no_face)} photo(s) in {source}")
+        raise FaceganError(f"nothing restored from {source}")
+
+
+def _restore_folder(source: Path, out: Path, restorer, options, console):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from facegan.photo import list_photos, restore_photos
+
+    total = len(list_photos(source))
+    faces = 0
+    columns = (TextColumn("restoring"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[faces]} faces"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("restore", total=total, faces=0)
+
+        def on_photo(path: Path, n: int) -> None:
+            nonlocal faces
+            faces += n
+            progress.update(bar, advance=1, faces=faces)
+
+        summary = restore_photos(source, out, restorer, options, on_photo=on_photo)
+        progress.update(bar, completed=total)
+    return summary
+
+
+def _report(summary, console) -> None:
+    for path in summary.written:
+        console.print(f"wrote {path}")
+    console.print(f"{len(summary.written)} of {summary.photos} photo(s) restored, {summary.faces} face(s)")
+    for path in summary.no_face:
+        console.print(f"  no face found: {path}")
+    for path in summary.no_mask:
+        console.print(f"  no mask with its stem, skipped: {path}")
+    for path, reason in summary.failed:
+        console.print(f"  skipped {path}: {reason}")

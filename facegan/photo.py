@@ -1,0 +1,466 @@
+"""`facegan restore` on ordinary photos: detect, align, occlude, restore, paste back.
+
+For every photo (one file, or every photo in a folder):
+
+1. read it (:func:`facegan.faces.load_photo`: EXIF orientation, grey/RGBA/CMYK/16-bit
+   converted, decompression bombs refused);
+2. find its faces with MTCNN, largest first (:func:`facegan.faces.detect_photo_faces`), or,
+   with ``aligned``, take the whole photo as one aligned face;
+3. align each face with a similarity transform of its five landmarks onto the template the
+   model was trained with, at the model's input size (for SR: the model's size / scale);
+4. place the hole: a named mask from *this face's* landmarks (mapped into the aligned
+   frame), or the user's mask warped into the aligned frame with the same transform;
+5. run the generator (EMA weights) on batches of faces drawn from several photos; the
+   inpainting composite keeps the input outside the hole;
+6. warp each restored face back and blend it in with a feathered alpha
+   (:mod:`facegan.pasteback`). For inpainting only the hole (plus a few pixels of feather)
+   changes; for SR the output is the photo upscaled by the model's scale (bicubic) with each
+   face replaced, its border feathered;
+7. write ``<stem>_restored.png`` and, with ``compare``, ``<stem>_compare.png``.
+
+One photo is strict: anything wrong raises (no face: :class:`NoFaceError`, exit code 3) and
+nothing is written. A folder keeps going: photos that cannot be read, hold no face or have no
+mask are listed in the :class:`Summary`. An input file is never overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from facegan.errors import FaceganError, NoFaceError
+from facegan.pasteback import (
+    border_alpha,
+    compose,
+    hole_alpha,
+    hole_on_canvas,
+    mask_to_aligned,
+    paste_face,
+    resize_matrix,
+)
+
+#: Files of a folder that are taken as photos (case-insensitive suffixes).
+PHOTO_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: Grey level that marks the hole in the "occluded" panels.
+HOLE_GREY = 128
+#: Seam widths as fractions of the model's size (at least one aligned pixel). Around an
+#: inpainted hole the seam only hides the hole's pixel steps: the band it blends in holds the
+#: input resampled through the aligned frame, which is softer than the photo, so it stays thin.
+#: Inside the border of an SR face it hides the change from bicubic to restored pixels.
+INPAINT_FEATHER = 1 / 64
+SR_FEATHER = 1 / 8
+#: Whole-photo panels of a comparison image are shrunk to at most this many pixels a side.
+COMPARE_MAX_SIDE = 1024
+
+
+@dataclass
+class RestoreOptions:
+    """What to restore and how (the options of `facegan restore`)."""
+
+    task: str = "inpaint"
+    """``inpaint`` or ``sr``."""
+    mask: str = "eyes"
+    """Inpainting only: a mask name, a mask image (white = hole) or a folder of masks."""
+    faces: int | None = None
+    """Restore the ``faces`` largest faces of each photo; ``None``: all of them."""
+    aligned: bool = False
+    """The photos are aligned faces already: no detection, the whole photo is the face."""
+    compare: bool = False
+    """Also write ``<stem>_compare.png`` (input | occluded | restored)."""
+    batch_size: int = 8
+    """Faces per generator call (drawn from several photos)."""
+    seed: int = 0
+    """Seed of the random mask kinds (box, freeform)."""
+
+
+@dataclass
+class PhotoItem:
+    """One photo to restore and the mask that goes with it."""
+
+    path: Path
+    mask: str | Path | None
+    """A mask name or a mask file (inpainting), ``None`` for SR."""
+
+
+@dataclass
+class FaceJob:
+    """One face of a photo on its way through the model."""
+
+    m: np.ndarray
+    """2x3 map: output canvas pixel-index coordinates -> the model's aligned frame (S x S)."""
+    model_input: np.ndarray
+    """The aligned face given to the model, uint8 (s, s, 3) (s = S, or S / scale for SR)."""
+    hole: np.ndarray | None = None
+    """Inpainting: the hole in the aligned frame, (S, S) bool."""
+    output: np.ndarray | None = None
+    """The restored aligned face, uint8 (S, S, 3), once the model has run."""
+
+
+@dataclass
+class PhotoJob:
+    """A photo with its faces; ``canvas`` is what the output starts from."""
+
+    item: PhotoItem
+    photo: np.ndarray
+    canvas: np.ndarray
+    faces: list[FaceJob]
+    user_hole: np.ndarray | None = None
+
+
+@dataclass
+class Summary:
+    """What a run of :func:`restore_photos` did."""
+
+    photos: int = 0
+    """Photos found (including those skipped)."""
+    faces: int = 0
+    """Faces restored."""
+    written: list[Path] = field(default_factory=list)
+    """Restored photos written (``<stem>_restored.png``)."""
+    no_face: list[Path] = field(default_factory=list)
+    no_mask: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    """Photos that could not be restored, with the reason (unreadable, bad mask, ...)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Options and inputs
+# --------------------------------------------------------------------------------------------
+
+
+def parse_face_option(value: str) -> int | None:
+    """``--face``: ``all`` -> None, ``largest`` -> 1, ``N`` -> the N largest faces."""
+    text = value.strip().lower()
+    if text == "all":
+        return None
+    if text == "largest":
+        return 1
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise FaceganError(f"--face {value!r}: use largest, all, or a number of faces (1, 2, ...)")
+
+
+def check_options(options: RestoreOptions) -> None:
+    """Refuse option values that cannot work, before any model is loaded."""
+    if options.task not in ("inpaint", "sr"):
+        raise FaceganError(f"--task {options.task!r}: choose inpaint or sr")
+    if options.batch_size < 1:
+        raise FaceganError(f"--batch-size must be at least 1, got {options.batch_size}")
+
+
+def check_restorer(restorer, options: RestoreOptions) -> None:
+    """Refuse a restorer that does not fit the options (its task; an SR size/scale mismatch)."""
+    if restorer.task != options.task:
+        raise FaceganError(f"{restorer.ckpt.get('path')} is a '{restorer.task}' checkpoint, not '{options.task}'")
+    if options.task == "sr" and restorer.size % int(restorer.scale):
+        raise FaceganError(f"the SR model's size {restorer.size} is not a multiple of its scale {restorer.scale}")
+
+
+def list_photos(source: Path) -> list[Path]:
+    """``source`` itself, or the photos (by suffix) directly inside the folder ``source``."""
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if not source.exists():
+        raise FaceganError(f"{source} does not exist")
+    photos = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    if not photos:
+        raise FaceganError(f"no photos ({', '.join(PHOTO_SUFFIXES)}) in {source}")
+    return photos
+
+
+def output_paths(photo: Path, out_dir: Path) -> tuple[Path, Path]:
+    """(``<out>/<stem>_restored.png``, ``<out>/<stem>_compare.png``) for ``photo``."""
+    return out_dir / f"{photo.stem}_restored.png", out_dir / f"{photo.stem}_compare.png"
+
+
+def _masks_by_stem(folder: Path) -> dict[str, Path]:
+    from facegan.data.mask_files import MASK_FILE_SUFFIXES
+
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in MASK_FILE_SUFFIXES:
+            if path.stem in found:
+                raise FaceganError(f"two masks for '{path.stem}' in {folder}: {found[path.stem].name} and {path.name}")
+            found[path.stem] = path
+    return found
+
+
+def plan_inputs(source: Path, options: RestoreOptions, out_dir: Path) -> tuple[list[PhotoItem], list[Path]]:
+    """The photos to restore with their masks, and the photos of a folder without a mask.
+
+    Masks in a folder are matched to photos by file stem. Refuses (before anything runs)
+    outputs that would overwrite an input file, and photos whose outputs would collide.
+    """
+    from facegan.data.mask_files import parse_mask_spec
+
+    source = Path(source)
+    photos = list_photos(source)
+    spec = parse_mask_spec(options.mask) if options.task == "inpaint" else None
+    items: list[PhotoItem] = []
+    no_mask: list[Path] = []
+    if isinstance(spec, Path) and spec.is_dir():
+        by_stem = _masks_by_stem(spec)
+        for photo in photos:
+            if photo.stem in by_stem:
+                items.append(PhotoItem(photo, by_stem[photo.stem]))
+            elif source.is_file():
+                raise FaceganError(f"no mask named {photo.stem}.* in {spec}")
+            else:
+                no_mask.append(photo)
+    else:
+        items = [PhotoItem(photo, spec) for photo in photos]
+
+    inputs = {p.resolve() for p in photos} | {i.mask.resolve() for i in items if isinstance(i.mask, Path)}
+    stems: dict[str, Path] = {}
+    for item in items:
+        if item.path.stem in stems:
+            raise FaceganError(f"{stems[item.path.stem].name} and {item.path.name} would both write {item.path.stem}_restored.png")
+        stems[item.path.stem] = item.path
+        for out in output_paths(item.path, Path(out_dir))[: 2 if options.compare else 1]:
+            if out.resolve() in inputs:
+                raise FaceganError(f"refusing to overwrite the input {out}; choose another --out")
+    return items, no_mask
+
+
+# --------------------------------------------------------------------------------------------
+# One photo
+# --------------------------------------------------------------------------------------------
+
+
+class PhotoRestorer:
+    """Prepares photos, runs the model over their faces in batches, and pastes them back."""
+
+    def __init__(self, restorer, options: RestoreOptions) -> None:
+        self.restorer = restorer
+        self.options = options
+        self.sr = options.task == "sr"
+        self.scale = int(restorer.scale) if self.sr else 1
+        self.size = int(restorer.size)
+        self.input_size = int(restorer.input_size) if self.sr else self.size
+
+    # ---- 1-4: read, detect, align, place the hole --------------------------------------------
+
+    def prepare(self, item: PhotoItem) -> PhotoJob:
+        """Read ``item``'s photo, find and align its faces and place their holes.
+
+        Raises :class:`FaceganError` for an unreadable photo or mask, :class:`NoFaceError`
+        when no face is found, and FaceganError when a user mask covers none of the faces.
+        """
+        from facegan.data.mask_files import load_mask_for_photo
+        from facegan.faces import load_photo
+
+        photo = np.asarray(load_photo(item.path))
+        h, w = photo.shape[:2]
+        user_hole = None
+        if isinstance(item.mask, Path):
+            user_hole = load_mask_for_photo(item.mask, w, h)[0, 0].numpy() > 0.5
+
+        if self.sr:
+            canvas = np.asarray(Image.fromarray(photo).resize((w * self.scale, h * self.scale), Image.Resampling.BICUBIC))
+        else:
+            canvas = photo.copy()
+        to_photo = resize_matrix((canvas.shape[1], canvas.shape[0]), (w, h))  # canvas -> photo
+        to_model = resize_matrix((self.input_size,) * 2, (self.size,) * 2)  # input -> model frame
+
+        faces, landmarks = [], []
+        for aligned, m, points in self._align(photo, item.path):
+            faces.append(FaceJob(m=compose(to_model, m, to_photo), model_input=aligned))
+            landmarks.append(points)
+        if not self.sr:
+            self._place_holes(item, faces, landmarks, user_hole)
+        return PhotoJob(item=item, photo=photo, canvas=canvas, faces=faces, user_hole=user_hole)
+
+    def _align(self, photo: np.ndarray, path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(aligned face at the input size, photo -> aligned map, landmarks in the model frame)."""
+        from facegan.faces import align_face, detect_photo_faces
+        from facegan.geometry import apply_affine, template_points
+
+        s, size = self.input_size, self.size
+        to_model = resize_matrix((s, s), (size, size))
+        if self.options.aligned:
+            h, w = photo.shape[:2]
+            aligned = np.asarray(Image.fromarray(photo).resize((s, s), Image.Resampling.LANCZOS))
+            return [(aligned, resize_matrix((w, h), (s, s)), template_points(size, self.restorer.template))]
+        found = detect_photo_faces(Image.fromarray(photo), device=str(self.restorer.device))
+        if not found:
+            raise NoFaceError(f"no face found in {path} (if it is an aligned face crop, pass --aligned)")
+        out = []
+        for face in found[: self.options.faces]:
+            aligned, m = align_face(photo, face.landmarks, s, self.restorer.template)
+            out.append((aligned, m, apply_affine(compose(to_model, m), face.landmarks)))
+        return out
+
+    def _place_holes(self, item: PhotoItem, faces: list[FaceJob], landmarks: list[np.ndarray], user_hole) -> None:
+        """Set each face's hole; faces a user mask does not touch are dropped."""
+        if user_hole is None:
+            lms = torch.tensor(np.stack(landmarks), dtype=torch.float32)
+            masks = self.restorer.named_masks(str(item.mask), lms, seed=self.options.seed)
+            for face, mask in zip(faces, masks):
+                face.hole = mask[0].numpy() > 0.5
+            return
+        for face in faces:
+            face.hole = mask_to_aligned(user_hole, face.m, self.size)
+        kept = [f for f in faces if f.hole.any()]
+        if not kept:
+            raise FaceganError(f"mask {item.mask} covers none of the {len(faces)} face(s) found in {item.path}")
+        faces[:] = kept
+
+    # ---- 5: the model -----------------------------------------------------------------------
+
+    def run(self, faces: list[FaceJob]) -> None:
+        """Restore ``faces`` in batches of ``batch_size`` (sets each ``output``)."""
+        step = self.options.batch_size
+        for start in range(0, len(faces), step):
+            chunk = faces[start : start + step]
+            x = np.stack([f.model_input for f in chunk])
+            if self.sr:
+                out = self.restorer.upscale(x, batch_size=len(chunk))
+            else:
+                masks = torch.from_numpy(np.stack([f.hole for f in chunk])[:, None].astype(np.float32))
+                _, out = self.restorer.inpaint(x, masks)
+            for face, restored in zip(chunk, np.asarray(out)):
+                face.output = restored
+
+    # ---- 6: paste back ------------------------------------------------------------------------
+
+    def alpha(self, face: FaceJob) -> np.ndarray:
+        """The face's blend weights in the aligned frame."""
+        if not self.sr:
+            return hole_alpha(face.hole, max(1.0, INPAINT_FEATHER * self.size))
+        return border_alpha(self.size, 0.0 if self.options.aligned else SR_FEATHER * self.size)
+
+    def finish(self, job: PhotoJob) -> tuple[np.ndarray, np.ndarray | None]:
+        """(restored photo, occluded photo or None for SR) once the model has run."""
+        restored = job.canvas.copy()
+        for face in job.faces:
+            paste_face(restored, face.output, self.alpha(face), face.m)
+        if self.sr:
+            return restored, None
+        hole = job.user_hole
+        if hole is None:
+            hole = np.zeros(job.photo.shape[:2], dtype=bool)
+            for face in job.faces:
+                hole |= hole_on_canvas(face.hole, face.m, hole.shape)
+        occluded = job.photo.copy()
+        occluded[hole] = HOLE_GREY
+        return restored, occluded
+
+    # ---- 7: the comparison image ------------------------------------------------------------
+
+    def compare_image(self, job: PhotoJob, restored: np.ndarray, occluded: np.ndarray | None) -> Image.Image:
+        """Whole photo (input | occluded | restored) above one row per face."""
+        from facegan.report import grid_image
+
+        if self.sr:
+            top = [(f"input (bicubic x{self.scale})", job.canvas), ("restored", restored)]
+        else:
+            top = [("input", job.photo), ("occluded", occluded), ("restored", restored)]
+        photos = grid_image([(title, _shrink(img)[None]) for title, img in top])
+
+        size = self.size
+        inputs = np.stack([_resize(f.model_input, size, Image.Resampling.NEAREST) for f in job.faces])
+        outputs = np.stack([f.output for f in job.faces])
+        if self.sr:
+            bicubic = np.stack([_resize(f.model_input, size, Image.Resampling.BICUBIC) for f in job.faces])
+            columns = [("face input", inputs), ("bicubic", bicubic), ("restored", outputs)]
+        else:
+            greyed = inputs.copy()
+            for face, img in zip(job.faces, greyed):
+                img[face.hole] = HOLE_GREY
+            columns = [("face", inputs), ("occluded", greyed), ("restored", outputs)]
+        per_face = grid_image(columns)
+
+        canvas = Image.new("RGB", (max(photos.width, per_face.width), photos.height + per_face.height), "white")
+        canvas.paste(photos, (0, 0))
+        canvas.paste(per_face, (0, photos.height))
+        return canvas
+
+
+def _resize(img: np.ndarray, size: int, resample) -> np.ndarray:
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return np.asarray(Image.fromarray(img).resize((size, size), resample))
+
+
+def _shrink(img: np.ndarray) -> np.ndarray:
+    """``img`` shrunk (LANCZOS) so that its longer side is at most :data:`COMPARE_MAX_SIDE`."""
+    h, w = img.shape[:2]
+    if max(h, w) <= COMPARE_MAX_SIDE:
+        return img
+    f = COMPARE_MAX_SIDE / max(h, w)
+    return np.asarray(Image.fromarray(img).resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.LANCZOS))
+
+
+# --------------------------------------------------------------------------------------------
+# Many photos
+# --------------------------------------------------------------------------------------------
+
+
+def restore_photos(
+    source: str | Path,
+    out_dir: str | Path,
+    restorer,
+    options: RestoreOptions,
+    on_photo: Callable[[Path, int], None] | None = None,
+) -> Summary:
+    """Restore one photo or every photo of a folder into ``out_dir``; see the module docstring.
+
+    ``restorer`` is a :class:`facegan.restore.Restorer` of the options' task. ``on_photo(path,
+    faces)`` is called once per photo when it is done (written or skipped). A single photo
+    raises on any problem (no face: :class:`NoFaceError`); a folder lists problems in the
+    returned :class:`Summary` and goes on.
+    """
+    from facegan.report import save_image
+
+    check_options(options)
+    check_restorer(restorer, options)
+    source, out_dir = Path(source), Path(out_dir)
+    strict = source.is_file()
+    items, no_mask = plan_inputs(source, options, out_dir)
+    summary = Summary(photos=len(items) + len(no_mask), no_mask=no_mask)
+    engine = PhotoRestorer(restorer, options)
+    pending: list[PhotoJob] = []
+
+    def flush() -> None:
+        engine.run([face for job in pending for face in job.faces])
+        for job in pending:
+            restored, occluded = engine.finish(job)
+            restored_path, compare_path = output_paths(job.item.path, out_dir)
+            try:
+                save_image(Image.fromarray(restored), restored_path)
+                if options.compare:
+                    save_image(engine.compare_image(job, restored, occluded), compare_path)
+            except OSError as exc:
+                raise FaceganError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+            summary.written.append(restored_path)
+            summary.faces += len(job.faces)
+            if on_photo is not None:
+                on_photo(job.item.path, len(job.faces))
+        pending.clear()
+
+    for item in items:
+        try:
+            job = engine.prepare(item)
+        except NoFaceError:
+            if strict:
+                raise
+            summary.no_face.append(item.path)
+        except FaceganError as err:
+            if strict:
+                raise
+            summary.failed.append((item.path, str(err)))
+        else:
+            pending.append(job)
+            if sum(len(j.faces) for j in pending) >= options.batch_size:
+                flush()
+            continue
+        if on_photo is not None:
+            on_photo(item.path, 0)
+    flush()
+    return summary
