@@ -27,7 +27,7 @@ from facegan.errors import FaceganError
 from facegan.evaluate import evaluate
 from facegan.metrics import to_uint8
 from facegan.recipe import load_recipe
-from facegan.restore import Restorer, restore_aligned_sr
+from facegan.restore import Restorer
 
 runner = CliRunner()
 
@@ -205,8 +205,9 @@ def test_a_checkpoint_of_one_scale_refuses_another(sr_runs, sample_data, tmp_pat
     assert res.exit_code == 2 and "is a ×4 checkpoint; it cannot upscale ×8" in res.output and "Traceback" not in res.output
     lr = tmp_path / "small.png"
     Image.new("RGB", (8, 8), "gray").save(lr)
-    with pytest.raises(FaceganError, match=msg):
-        restore_aligned_sr(lr, scale=8, checkpoint=run, out_dir=tmp_path / "o", device="cpu")
+    res = runner.invoke(app, ["restore", str(lr), "--aligned", "--task", "sr", "--scale", "8", "-c", str(run),
+                              "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert res.exit_code == 2 and "is a ×4 checkpoint; it cannot upscale ×8" in " ".join(res.output.split())
     assert not (tmp_path / "o").exists()
     with pytest.raises(FaceganError, match=r"is a ×4 checkpoint; it cannot be resumed as ×8"):
         gan.train(sr_recipe(sample_data, "model.scale=8", "train.steps=20"), run, resume=True)
@@ -228,8 +229,9 @@ def test_scale_is_checked_on_inpaint_checkpoints_too(sr_runs, tmp_path):
     with pytest.raises(FaceganError, match="a scale .* is only for 'sr' checkpoints"):
         load_checkpoint(fake, scale=2)
     Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
-    with pytest.raises(FaceganError, match="is a 'inpaint' checkpoint, not 'sr'"):
-        restore_aligned_sr(tmp_path / "x.png", checkpoint=fake)
+    res = runner.invoke(app, ["restore", str(tmp_path / "x.png"), "--aligned", "--task", "sr", "-c", str(fake),
+                              "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "is a 'inpaint' checkpoint, not 'sr'" in " ".join(res.output.split())
 
 
 # --------------------------------------------------------------------------- restore
@@ -242,42 +244,43 @@ def _lr_face(sample_data, tmp_path, side: int) -> tuple:
     return path, np.asarray(hr)
 
 
+def _restore_sr(*args):
+    return runner.invoke(app, ["restore", *map(str, args), "--aligned", "--task", "sr", "--device", "cpu"])
+
+
 def test_restore_upsamples_an_aligned_face(sr_runs, sample_data, tmp_path):
     lr_path, hr = _lr_face(sample_data, tmp_path, 16)
-    restored, compare = restore_aligned_sr(lr_path, scale=4, checkpoint=sr_runs[4], out_dir=tmp_path / "out", device="cpu")
-    out = np.asarray(Image.open(restored))
-    assert out.shape == (64, 64, 3) and restored.name == "face16_restored.png"
-    assert Image.open(compare).size[0] > 3 * 64  # input (nearest) | bicubic | facegan
+    res = _restore_sr(lr_path, "--scale", 4, "-c", sr_runs[4], "--out", tmp_path / "out", "--compare")
+    assert res.exit_code == 0, res.output
+    out = np.asarray(Image.open(tmp_path / "out" / "face16_restored.png"))
+    assert out.shape == (64, 64, 3)
+    assert Image.open(tmp_path / "out" / "face16_compare.png").size[0] > 3 * 64  # nearest | bicubic | facegan
     restorer = Restorer.find("sr", sr_runs[4], device="cpu")
     assert restorer.input_size == 16
     lr = np.asarray(Image.open(lr_path))
-    assert np.array_equal(restorer.upscale(lr[None]), out[None])
+    up = restorer.upscale(lr[None])
+    # the aligned face is the whole photo: its centre is the model's output (the border is feathered)
+    assert np.abs(up[0, 8:56, 8:56].astype(int) - out[8:56, 8:56]).max() <= 1
     assert restorer.upscale(np.repeat(lr[None], 3, 0), batch_size=2).shape == (3, 64, 64, 3)
     with pytest.raises(ValueError, match=r"\(N,16,16,3\)"):
         restorer.upscale(hr[None])
 
 
-def test_restore_resizes_other_sizes_and_refuses_non_square(sr_runs, sample_data, tmp_path):
+def test_restore_other_sizes_give_scale_times_the_input(sr_runs, sample_data, tmp_path):
     lr_path, _ = _lr_face(sample_data, tmp_path, 40)
-    text = io.StringIO()
-    restored, _ = restore_aligned_sr(lr_path, checkpoint=sr_runs[4], out_dir=tmp_path / "o", device="cpu",
-                                     console=Console(file=text, width=200))
-    assert np.asarray(Image.open(restored)).shape == (64, 64, 3)
-    assert "resized to the x4 model's input, 16x16" in text.getvalue()
-    wide = tmp_path / "wide.png"
-    Image.new("RGB", (20, 16)).save(wide)
-    with pytest.raises(FaceganError, match="an aligned face is square"):
-        restore_aligned_sr(wide, checkpoint=sr_runs[4], out_dir=tmp_path / "o2")
+    res = _restore_sr(lr_path, "-c", sr_runs[4], "--out", tmp_path / "o")
+    assert res.exit_code == 0, res.output
+    assert np.asarray(Image.open(tmp_path / "o" / "face40_restored.png")).shape == (160, 160, 3)
 
 
 def test_restore_finds_the_newest_run_of_the_scale(sr_runs, sample_data, tmp_path, monkeypatch):
     lr_path, _ = _lr_face(sample_data, tmp_path, 32)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FaceganError, match="no 'sr' run of scale ×2 found in runs"):
-        restore_aligned_sr(lr_path, scale=2, device="cpu")
+    res = _restore_sr(lr_path, "--scale", 2)
+    assert res.exit_code == 2 and "no 'sr' run of scale ×2 found in runs" in " ".join(res.output.split())
     shutil.copytree(sr_runs[2], tmp_path / "runs" / "two")
     shutil.copytree(sr_runs[4], tmp_path / "runs" / "four")  # newer, but x4
-    text = io.StringIO()
-    restored, _ = restore_aligned_sr(lr_path, scale=2, device="cpu", console=Console(file=text, width=200))
-    assert "using the newest sr run: runs/two" in text.getvalue()
-    assert np.asarray(Image.open(restored)).shape == (64, 64, 3)
+    res = _restore_sr(lr_path, "--scale", 2, "--out", "o")
+    assert res.exit_code == 0, res.output
+    assert "using the newest sr run: runs/two" in " ".join(res.output.split())
+    assert np.asarray(Image.open(tmp_path / "o" / "face32_restored.png")).shape == (64, 64, 3)
