@@ -24,7 +24,7 @@ demo: $(STAMP)
 		$(BIN)/facegan train recipes/quickstart_inpaint.yaml --out $(RUN); \
 	fi
 	$(BIN)/facegan eval $(RUN) --mask eyes
-	$(BIN)/facegan restore data/sample/examples/test_001.png --task inpaint --mask eyes \
+	$(BIN)/facegan restore data/sample/examples/test_001.png --aligned --task inpaint --mask eyes --compare \
 		--checkpoint $(RUN) --out $(RUN)/restored
 
 test: $(STAMP)

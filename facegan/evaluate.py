@@ -81,7 +81,7 @@ def evaluate(
     from facegan.data.loader import to_model_range
     from facegan.data.packed import PackedDataset
     from facegan.engines.checkpoint import build_eval_generator, load_checkpoint
-    from facegan.engines.gan import pick_device
+    from facegan.engines.runtime import pick_device
     from facegan.engines.tasks import make_task
     from facegan.models.identity import load_identity_net
     from facegan.recipe import validate_recipe

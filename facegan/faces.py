@@ -86,7 +86,7 @@ def load_image(path: str | Path) -> Image.Image:
         with Image.open(path) as img:
             img.load()
             upright = ImageOps.exif_transpose(img)
-            return _to_rgb(upright)
+            return to_rgb(upright)
     except UnidentifiedImageError:
         raise FaceganError(f"{path} is not an image (unrecognised file format)") from None
     except Image.DecompressionBombError as exc:
@@ -96,7 +96,7 @@ def load_image(path: str | Path) -> Image.Image:
         raise FaceganError(f"{path} is not an image ({reason})") from None
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB (16-bit and float grey rescaled, alpha over white)."""
     if img.mode == "RGB":
         return img.copy()
@@ -121,7 +121,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 def _as_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     """A uint8 (H, W, 3) array from a PIL image or a uint8 grey/RGB/RGBA array."""
     if isinstance(image, Image.Image):
-        return np.asarray(_to_rgb(image))
+        return np.asarray(to_rgb(image))
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise ValueError(f"align_face needs uint8 pixels, got {arr.dtype}")
@@ -158,7 +158,7 @@ def detect_faces(images: list[Image.Image], device: str = "cpu") -> list[list[Fa
     detector = _detector(device)
     results: list[list[Face]] = []
     for img in images:
-        boxes, probs, points = detector.detect(_to_rgb(img), landmarks=True)
+        boxes, probs, points = detector.detect(to_rgb(img), landmarks=True)
         results.append(_faces_from_mtcnn(boxes, probs, points))
     return results
 
@@ -338,7 +338,7 @@ def detect_photo_faces(
     whole factor, and the boxes and landmarks are mapped back to the photo's pixel-index
     coordinates (``x = (x' + 0.5) / k - 0.5``).
     """
-    rgb = _to_rgb(image)
+    rgb = to_rgb(image)
     factor = min(16, max(1, int(np.ceil(min_side / max(1, min(rgb.size))))))
     if factor > 1:
         rgb = rgb.resize((rgb.width * factor, rgb.height * factor), Image.Resampling.BICUBIC)

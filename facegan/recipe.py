@@ -133,7 +133,7 @@ class SRModelConfig(Section):
     """Channels of the discriminator's hidden 1x1 conv after pooling (1024 in SRGAN)."""
 
 
-IdentityNetName = Literal["mobilefacenet", "facenet-vggface2"]
+IdentityNetName = Literal["mobilefacenet", "facenet-vggface2", "facenet-casia"]
 
 
 class LossConfig(Section):

@@ -67,6 +67,8 @@ LOSS_PANELS = [
     ("g_adv", "G adversarial"),
     ("g_rec", "G reconstruction"),
     ("g_id", "G identity (1 - cos)"),
+    ("g_content", "G content (VGG)"),
+    ("g_tv", "G total variation"),
     ("d_real", "D(x) / D(G(z))"),
 ]
 VAL_PANELS = [("psnr", "val PSNR (dB)"), ("ssim", "val SSIM")]
@@ -93,9 +95,14 @@ def plot_curves(records: Iterable[dict], out_dir: Path) -> list[Path]:
     vals = [r for r in records if r.get("kind") == "val"]
     written = []
     if steps:
-        fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+        # a panel per quantity this run logs (SR adds content and TV; inpainting has neither)
+        panels = [(k, t) for k, t in LOSS_PANELS if any(np.isfinite(r.get(k, np.nan)) for r in steps)]
+        rows = (len(panels) + 2) // 3
+        fig, axes = plt.subplots(rows, 3, figsize=(13, 3.25 * rows), squeeze=False)
+        for ax in axes.flat[len(panels):]:
+            ax.axis("off")
         x = np.array([r["step"] for r in steps])
-        for ax, (key, title) in zip(axes.flat, LOSS_PANELS):
+        for ax, (key, title) in zip(axes.flat, panels):
             if key == "d_real":
                 for k, label in (("d_real", "D(x)"), ("d_fake", "D(G(z))")):
                     y = np.array([r.get(k, np.nan) for r in steps], dtype=float)

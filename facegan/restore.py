@@ -1,14 +1,9 @@
-"""Restoring faces with a trained generator.
+"""Restoring faces with a trained generator: :class:`Restorer`.
 
-:class:`Restorer` wraps a checkpoint's EMA generator and works on *aligned* faces at the
-model's resolution (uint8 arrays in, uint8 arrays out); the photo pipelines build on it.
-:func:`restore_aligned` is `facegan restore --task inpaint` for an already-aligned photo of
-any size: the photo is resized to the model's size with antialiasing, the hole is filled,
-and the filled pixels are resized back and composited into the *original-resolution*
-photo inside the hole only, so pixels outside the hole are the input's, bit for bit.
-:func:`restore_aligned_sr` is `facegan restore --task sr` for an aligned low-resolution face:
-it is enlarged by the checkpoint's scale with :meth:`Restorer.upscale`, beside nearest and
-bicubic enlargements of the same input.
+A :class:`Restorer` wraps a checkpoint's EMA generator and works on *aligned* faces at the
+model's resolution (uint8 arrays in, uint8 arrays out): :meth:`Restorer.inpaint` fills holes,
+:meth:`Restorer.upscale` super-resolves. `facegan restore` (:mod:`facegan.photo`) finds,
+aligns and pastes faces back around it, for aligned crops (``--aligned``) and whole photos.
 """
 
 from __future__ import annotations
@@ -42,7 +37,7 @@ class Restorer:
 
     def __init__(self, ckpt: dict, device: str | torch.device = "auto") -> None:
         from facegan.engines.checkpoint import build_eval_generator
-        from facegan.engines.gan import pick_device
+        from facegan.engines.runtime import pick_device
 
         self.ckpt = ckpt
         self.task = ckpt["task"]

@@ -34,19 +34,15 @@ def eval_(
     mask: Optional[str] = typer.Option(None, "--mask", help="inpaint: mask type (center, half, eyes, mouth, box, freeform, glasses, facemask) or a PNG (white = hole)."),
     scale: Optional[int] = typer.Option(None, "--scale", help="sr: the expected upscaling factor; a checkpoint of another scale is refused \\[default: the checkpoint's]."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary JSON here."),
-    identity_net: Optional[str] = typer.Option(None, "--identity-net", help="Network scoring identity cosine \\[default: the training one]."),
+    identity_net: Optional[str] = typer.Option(None, "--identity-net", help="Network scoring identity cosine: mobilefacenet, facenet-vggface2 or facenet-casia \\[default: the training one]."),
     judge: bool = typer.Option(False, "--judge", help="Also score identity with an independent judge network that training never saw."),
-    judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan[judge]'), or an identity network not used in training."),
+    judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan[judge]'), or an identity network not used in training (mobilefacenet, facenet-vggface2, facenet-casia)."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Score only the first N images."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSV/JSON/grid \\[default: <run>/eval]."),
 ) -> None:
     from facegan.evaluate import evaluate
 
-    if identity_net is not None and identity_net not in ("mobilefacenet", "facenet-vggface2"):
-        from facegan.errors import FaceganError
-
-        raise FaceganError(f"--identity-net {identity_net!r}: expected mobilefacenet or facenet-vggface2")
     evaluate(run, data=data, split=split, mask=mask, json_out=json_out, identity_net=identity_net,
              device=device, max_images=max_images, out_dir=out, judge=judge_net if judge else None,
              console=_console(), scale=scale)

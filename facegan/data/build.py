@@ -5,7 +5,7 @@ A preparer (:mod:`facegan.data.celeba`, :mod:`~facegan.data.celebahq`,
 identity, and hands :func:`build` the sources of each split plus one
 :class:`~facegan.data.extract.Operation`. :func:`build` decodes them in a
 :class:`~facegan.data.pool.WorkerPool` and streams the faces, in order, into a
-:class:`~facegan.data.packed.PackedWriter` (so nothing grows with the dataset but the file
+:class:`~facegan.data.packed_stream.PackedWriter` (so nothing grows with the dataset but the file
 list), with a rich progress bar (images/s, ETA). Images that give no face are counted,
 listed in ``meta.json["skipped"]`` and printed; they never stop the run.
 
@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from facegan.data.extract import Operation, Problem, Source, Task, run_task
-from facegan.data.packed import FORMAT_VERSION, SPLIT_ORDER, PackedWriter
+from facegan.data.packed import FORMAT_VERSION, SPLIT_ORDER
+from facegan.data.packed_stream import PackedWriter
 from facegan.data.pool import WorkerPool
 from facegan.errors import FaceganError
 from facegan.geometry import TEMPLATE, TEMPLATE_NAME

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facegan.errors import FaceganError
-from facegan.faces import _to_rgb, align_face, detect_faces
+from facegan.faces import to_rgb, align_face, detect_faces
 from facegan.geometry import (
     affine_scale,
     apply_affine,
@@ -158,7 +158,7 @@ def decode(
             img.load()
             if exif:
                 img = ImageOps.exif_transpose(img)
-            return _to_rgb(img), k
+            return to_rgb(img), k
     except FileNotFoundError:
         raise _Unreadable("file not found") from None
     except UnidentifiedImageError:

@@ -42,6 +42,7 @@ import torch
 from torch import Tensor
 
 from facegan.errors import FaceganError
+from facegan.data.raster import BIG, Frame, centres, disc_rows, fill_rows, hull, intersect
 from facegan.geometry import template_points
 
 MASK_TYPES: tuple[str, ...] = (
@@ -62,7 +63,6 @@ MIN_HOLE_FRACTION = 0.01
 # Free-form strokes: at most this many strokes per mask, each with this many vertices.
 _FREEFORM_STROKES = 5
 _FREEFORM_VERTICES = 5
-_BIG = 1.0e9  # "infinity" for row intervals, finite so arithmetic never makes NaN
 
 
 # --------------------------------------------------------------------------- random numbers
@@ -94,122 +94,7 @@ def _jitter(
     return torch.cat([_span(u[:, :2], 1 - scale, 1 + scale), _span(u[:, 2:], -shift, shift)], 1)
 
 
-# --------------------------------------------------------------------------- row intervals
-#
-# Every shape is a union of convex pieces. A convex piece meets each pixel row in one
-# interval, so a piece is described by two (..., S) tensors: the left and right ends of its
-# interval on every row (empty when left > right). That costs O(batch x rows) per piece
-# instead of O(batch x pixels); ``_fill_rows`` then paints all intervals at once.
-
-
-def _centres(size: int, device) -> Tensor:
-    """Continuous coordinates of the pixel centres along one axis: 0.5, 1.5, ..."""
-    return torch.arange(size, device=device, dtype=torch.float32) + 0.5
-
-
-def _slab_rows(a: Tensor, b: Tensor, lo: Tensor, hi: Tensor, size: int) -> tuple[Tensor, Tensor]:
-    """Rows of the slab ``lo <= a*x + b*y <= hi`` (all (...)) as (left, right), each (..., S)."""
-    y = _centres(size, a.device)
-    small = a.abs() < 1e-6
-    inv = 1.0 / torch.where(small, torch.ones_like(a), a)
-    at_lo = (lo[..., None] - b[..., None] * y) * inv[..., None]  # x where a*x + b*y = lo
-    at_hi = (hi[..., None] - b[..., None] * y) * inv[..., None]
-    left, right = torch.minimum(at_lo, at_hi), torch.maximum(at_lo, at_hi)
-    # a ~ 0: the constraint does not depend on x, so a row is all in or all out.
-    inside = (lo[..., None] <= b[..., None] * y) & (b[..., None] * y <= hi[..., None])
-    free_left = torch.where(inside, -_BIG, _BIG)
-    free_right = -free_left
-    flat = small[..., None]
-    return torch.where(flat, free_left, left), torch.where(flat, free_right, right)
-
-
-def _intersect(*pieces: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """Rows of the intersection of convex pieces."""
-    left = torch.stack([p[0] for p in pieces]).amax(0)
-    right = torch.stack([p[1] for p in pieces]).amin(0)
-    return left, right
-
-
-def _hull(*pieces: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """Rows of a union of pieces that is known to be convex (e.g. a capsule's parts)."""
-    left = torch.stack([p[0] for p in pieces]).amin(0)
-    right = torch.stack([p[1] for p in pieces]).amax(0)
-    return left, right
-
-
-def _disc_rows(cx: Tensor, cy: Tensor, r: Tensor, size: int) -> tuple[Tensor, Tensor]:
-    """Rows of the discs (cx, cy, r), all (...)."""
-    dy = _centres(size, cx.device) - cy[..., None]
-    h2 = r[..., None] ** 2 - dy * dy
-    h = h2.clamp_min(0).sqrt()
-    hit = h2 >= 0
-    return torch.where(hit, cx[..., None] - h, _BIG), torch.where(hit, cx[..., None] + h, -_BIG)
-
-
-def _fill_rows(left: Tensor, right: Tensor, size: int) -> Tensor:
-    """Paint the union of per-row intervals: (n, m, S) each -> boolean (n, S, S).
-
-    A difference array: +1 at each interval's first covered column, -1 after its last, then
-    a cumulative sum along each row. A pixel is covered when its centre lies in the interval.
-    """
-    n, m, _ = left.shape
-    left = torch.nan_to_num(left, nan=_BIG, posinf=_BIG, neginf=-_BIG)
-    right = torch.nan_to_num(right, nan=-_BIG, posinf=_BIG, neginf=-_BIG)
-    first = torch.ceil(left - 0.5).clamp(0, size).long()  # first column with centre >= left
-    last = torch.floor(right - 0.5).clamp(-1, size - 1).long()  # last column with centre <= right
-    weight = (first <= last).to(torch.int32).reshape(-1)
-    # Flat index of (sample, row, column) in an (n, S, S + 1) array; 1-D scatter_add_ also
-    # has a deterministic CUDA implementation (torch.use_deterministic_algorithms).
-    sample = torch.arange(n, device=left.device)[:, None, None] * (size * (size + 1))
-    row = sample + torch.arange(size, device=left.device) * (size + 1)
-    diff = torch.zeros(n * size * (size + 1), dtype=torch.int32, device=left.device)
-    diff.scatter_add_(0, (row + first).reshape(-1), weight)
-    diff.scatter_add_(0, (row + last + 1).reshape(-1), -weight)
-    return diff.view(n, size, size + 1).cumsum(2, dtype=torch.int32)[:, :, :size] > 0
-
-
-class _Frame:
-    """A rotated frame: s along the unit vector u, t along v = u turned 90 degrees (down).
-
-    Built from an origin (ox, oy) and u (ux, uy), all tensors of one batch shape. Its methods
-    give the rows of frame-aligned boxes, half-planes and ellipses.
-    """
-
-    def __init__(self, ox: Tensor, oy: Tensor, ux: Tensor, uy: Tensor, size: int) -> None:
-        self.ox, self.oy, self.ux, self.uy, self.size = ox, oy, ux, uy, size
-        self.vx, self.vy = -uy, ux
-
-    def slab(self, ds: Tensor, dt: Tensor, lo: Tensor, hi: Tensor) -> tuple[Tensor, Tensor]:
-        """Rows of ``lo <= ds*s + dt*t <= hi``."""
-        a = ds * self.ux + dt * self.vx
-        b = ds * self.uy + dt * self.vy
-        shift = a * self.ox + b * self.oy
-        return _slab_rows(a, b, lo + shift, hi + shift, self.size)
-
-    def box(self, s0: Tensor, s1: Tensor, t0: Tensor, t1: Tensor) -> tuple[Tensor, Tensor]:
-        """Rows of the box ``[s0, s1] x [t0, t1]``."""
-        one, zero = torch.ones_like(s0), torch.zeros_like(s0)
-        return _intersect(self.slab(one, zero, s0, s1), self.slab(zero, one, t0, t1))
-
-    def ellipse(self, cs: Tensor, ct: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-        """Rows of the ellipse centred (cs, ct) with semi-axes a (along s) and b (along t)."""
-        y = _centres(self.size, self.ox.device)
-        e = lambda t: t[..., None]  # noqa: E731 - broadcast a batch tensor over the rows
-        # s/a = p1*x + q1 and t/b = p2*x + q2 on row y; solve (p1 x + q1)^2 + (p2 x + q2)^2 = 1.
-        p1, p2 = e(self.ux / a), e(self.vx / b)
-        q1 = (e(self.uy) * y - e(self.ux * self.ox + self.uy * self.oy + cs)) / e(a)
-        q2 = (e(self.vy) * y - e(self.vx * self.ox + self.vy * self.oy + ct)) / e(b)
-        aa = p1 * p1 + p2 * p2
-        bb = p1 * q1 + p2 * q2
-        disc = bb * bb - aa * (q1 * q1 + q2 * q2 - 1)
-        root = disc.clamp_min(0).sqrt()
-        hit = disc >= 0
-        left = torch.where(hit, (-bb - root) / aa, _BIG)
-        right = torch.where(hit, (-bb + root) / aa, -_BIG)
-        return left, right
-
-
-class _FaceFrame(_Frame):
+class _FaceFrame(Frame):
     """Each face's frame: origin at the eyes' midpoint, s along the eye line (left to right
     eye), t down the face; ``d`` is the eye distance. Landmarks in continuous coordinates."""
 
@@ -236,7 +121,7 @@ def _jittered_box(f: _FaceFrame, s0, s1, t0, t1, jit: Tensor) -> tuple[Tensor, T
 
 
 def _stack(*pieces: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """Collect (n, S) pieces into (n, m, S) for :func:`_fill_rows`."""
+    """Collect (n, S) pieces into (n, m, S) for :func:`fill_rows`."""
     return torch.stack([p[0] for p in pieces], 1), torch.stack([p[1] for p in pieces], 1)
 
 
@@ -288,13 +173,13 @@ def _facemask(lm: Tensor, jit: Tensor, size: int) -> tuple[Tensor, Tensor]:
     # Upper part: a trapezoid, 85% as wide at the top (over the nose) as at the mouth line.
     k = 0.15 * width / (mid - top)  # |s - cs| <= 0.85 * width + k * (t - top)
     one, zero = torch.ones_like(d), torch.zeros_like(d)
-    free = torch.full_like(d, -_BIG)
-    upper = _intersect(
+    free = torch.full_like(d, -BIG)
+    upper = intersect(
         f.slab(zero, one, top, mid),
         f.slab(one, -k, free, cs + 0.85 * width - k * top),
         f.slab(-one, -k, free, -cs + 0.85 * width - k * top),
     )
-    lower = _intersect(f.ellipse(cs, mid, width, chin), f.slab(zero, one, mid, -free))
+    lower = intersect(f.ellipse(cs, mid, width, chin), f.slab(zero, one, mid, -free))
     return _stack(upper, lower)
 
 
@@ -316,7 +201,7 @@ def _landmark_mask(
     lm = lm.float() + 0.5  # pixel-index -> continuous coordinates
     jit = _jitter(n, generator, lm.device, random, scale, shift)
     template = landmarks_or_template(None, n, size, lm.device) + 0.5
-    both = _fill_rows(*shape(torch.cat([lm, template]), torch.cat([jit, jit]), size), size)
+    both = fill_rows(*shape(torch.cat([lm, template]), torch.cat([jit, jit]), size), size)
     own, fallback = both[:n], both[n:]
     enough = own.sum((1, 2)) >= MIN_HOLE_FRACTION * size * size
     return torch.where(enough[:, None, None], own, fallback)
@@ -327,7 +212,7 @@ def _landmark_mask(
 
 def _axis_box(x0: Tensor, y0: Tensor, x1: Tensor, y1: Tensor, size: int) -> Tensor:
     """Boolean (n, S, S): pixels whose centre lies in ``[x0, x1] x [y0, y1]`` (each (n,))."""
-    c = _centres(size, x0.device)
+    c = centres(size, x0.device)
     inside_x = (c >= x0[:, None]) & (c <= x1[:, None])  # (n, S)
     inside_y = (c >= y0[:, None]) & (c <= y1[:, None])
     return inside_y[:, :, None] & inside_x[:, None, :]
@@ -397,18 +282,18 @@ def _freeform(n: int, size: int, generator, device) -> Tensor:
     # Discs at the vertices, then each segment's rectangle hulled with its two end discs.
     px, py = points[..., 0], points[..., 1]
     r_v = radius[:, :, None].expand(n, k, v)
-    disc_l, disc_r = _disc_rows(px, py, r_v, size)  # (n, k, v, S)
+    disc_l, disc_r = disc_rows(px, py, r_v, size)  # (n, k, v, S)
     dx, dy = px[:, :, 1:] - px[:, :, :-1], py[:, :, 1:] - py[:, :, :-1]
     length = (dx * dx + dy * dy).sqrt()
     safe = length.clamp_min(1e-6)
-    seg = _Frame(px[:, :, :-1], py[:, :, :-1], dx / safe, dy / safe, size)
+    seg = Frame(px[:, :, :-1], py[:, :, :-1], dx / safe, dy / safe, size)
     r_s = radius[:, :, None].expand(n, k, segs)
     rect_l, rect_r = seg.box(torch.zeros_like(length), length, -r_s, r_s)
     start_disc = (disc_l[:, :, :-1], disc_r[:, :, :-1])
     end_disc = (disc_l[:, :, 1:], disc_r[:, :, 1:])
-    left, right = _hull((rect_l, rect_r), start_disc, end_disc)
-    left = torch.where(active[:, :, None, None], left, _BIG)  # unused strokes paint nothing
-    mask = _fill_rows(left.reshape(n, k * segs, size), right.reshape(n, k * segs, size), size)
+    left, right = hull((rect_l, rect_r), start_disc, end_disc)
+    left = torch.where(active[:, :, None, None], left, BIG)  # unused strokes paint nothing
+    mask = fill_rows(left.reshape(n, k * segs, size), right.reshape(n, k * segs, size), size)
     # Strokes that fold onto themselves can leave < 1%: add a box drawn from the same numbers.
     thin = mask.sum((1, 2)) < MIN_HOLE_FRACTION * size * size
     return mask | (_box_from(spare, size) & thin[:, None, None])

@@ -27,11 +27,8 @@ resumed run continues exactly as the uninterrupted one would have.
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -40,6 +37,8 @@ from torch import nn
 
 from facegan import __version__
 from facegan.engines.checkpoint import FORMAT, FORMAT_VERSION, atomic_torch_save, load_checkpoint
+from facegan.engines.runlog import TrainProgress, append_log, truncate_log
+from facegan.engines.runtime import pick_device, setup_distributed, step_generator
 from facegan.errors import FaceganError
 from facegan.recipe import Recipe
 
@@ -54,45 +53,6 @@ ADVERSARIAL_KEYS = ("d", "g_adv", "d_real", "d_fake")
 COLLAPSE_GAP = 0.02
 #: ...after at least this many adversarial steps (a fresh discriminator starts at chance).
 COLLAPSE_GRACE = 100
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed() -> Dist:
-    """Join a torchrun process group when WORLD_SIZE > 1 (a no-op otherwise)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise FaceganError(f"train.device={name} but no CUDA GPU is available; use train.device=cpu or auto")
-    return dev
-
-
-def step_generator(device: torch.device, seed: int, rank: int, step: int) -> torch.Generator:
-    """The random stream of one step of one process: a pure function of (seed, rank, step)."""
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + rank * 7_919 + step * 104_729) % (2**63))
-    return g
 
 
 class EMA:
@@ -314,7 +274,7 @@ class Trainer:
         loss_adv = nan
         with autocast:
             if not warm:
-                logit_g = self.D_train(result)
+                logit_g = self.D(result)  # the plain module: no gradient sync for D in the G step (DDP)
                 loss_adv = F.binary_cross_entropy_with_logits(logit_g.float(), torch.ones_like(logit_g, dtype=torch.float32))
             terms = self.task.losses(raw, result, batch)
         loss_id = zero
@@ -402,9 +362,10 @@ class Trainer:
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "recipe.yaml").write_text(_recipe_yaml(self.recipe))
-            _truncate_log(log_path, self.step)
+            truncate_log(log_path, self.step)
         pending: list[torch.Tensor] = []
-        progress = _Progress(self, enabled=main)
+        device = str(self.device) + (" bf16" if self.amp else "")
+        progress = TrainProgress(self.recipe.name, device, self.total, self.step, self.console, enabled=main)
         last_flush = time.perf_counter()
         collapsed = False
         with progress:
@@ -438,11 +399,11 @@ class Trainer:
                         records[-1]["lr_g"] = self.opt_g.param_groups[0]["lr"]
                         if gap is not None:
                             records[-1]["d_collapsed"] = collapsed
-                        _append_log(log_path, records)
+                        append_log(log_path, records)
                     progress.update(self.step, img_s, info)
                 if main and (self.step % t.sample_every == 0 or done):
                     vals = self.validate()
-                    _append_log(log_path, [dict(kind="val", step=self.step, **vals)])
+                    append_log(log_path, [dict(kind="val", step=self.step, **vals)])
                     plot_curves(read_log(log_path), self.out)
                     progress.note(f"step {self.step}: val PSNR {vals['psnr']:.2f} dB, SSIM {vals['ssim']:.4f}")
                 if main and (self.step % t.checkpoint_every == 0 or done):
@@ -471,63 +432,6 @@ def _recipe_yaml(recipe: Recipe) -> str:
     from facegan.recipe import recipe_to_yaml
 
     return recipe_to_yaml(recipe)
-
-
-def _append_log(path: Path, records: list[dict]) -> None:
-    with path.open("a") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """On resume, drop log records past the checkpoint (they will be recomputed identically)."""
-    if not path.exists():
-        return
-    from facegan.report import atomic_write_bytes, read_log
-
-    kept = [r for r in read_log(path) if r.get("step", 0) <= step]
-    atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in kept).encode())
-
-
-class _Progress:
-    """Rich progress line: step/total, img/s, ETA, current losses, device."""
-
-    def __init__(self, trainer: Trainer, enabled: bool) -> None:
-        self.enabled = enabled and trainer.console is not None
-        self.trainer = trainer
-        if not self.enabled:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        dev = str(trainer.device) + (" bf16" if trainer.amp else "")
-        self.bar = Progress(
-            TextColumn(f"[bold]{trainer.recipe.name}[/] [dim]{dev}[/]"),
-            BarColumn(bar_width=16),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[img_s]:.1f} img/s"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-            console=trainer.console,
-        )
-        self.task_id = self.bar.add_task("train", total=trainer.total, completed=trainer.step, img_s=0.0, info="")
-
-    def __enter__(self):
-        if self.enabled:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
-
-    def update(self, step: int, img_s: float, info: str) -> None:
-        if self.enabled:
-            self.bar.update(self.task_id, completed=step, img_s=img_s, info=info)
-
-    def note(self, text: str, style: str = "dim") -> None:
-        if self.enabled:
-            self.bar.console.print(f"[{style}]{text}[/]")
 
 
 def train(recipe: Recipe, out_dir: Path, resume: bool = False, console=None) -> Path:
