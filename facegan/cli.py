@@ -15,7 +15,7 @@ from facegan.commands import bench
 
 app = typer.Typer(
     name="facegan",
-    help="Identity-preserving GANs for faces: inpainting of occluded faces (and, soon, super-resolution).\n\n"
+    help="Identity-preserving GANs for faces: inpainting of occluded faces and super-resolution (x2, x4, x8).\n\n"
     "Quick start: facegan prepare sample && facegan train recipes/quickstart_inpaint.yaml",
     no_args_is_help=True,
     add_completion=False,
