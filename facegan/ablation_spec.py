@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args, get_origin
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -130,15 +129,10 @@ class Study:
 
 def load_study(path: str | Path) -> Study:
     """Read and validate an ablation spec; the base recipe must exist."""
+    from facegan.recipe import load_raw
+
     path = Path(path)
-    if not path.is_file():
-        raise FaceganError(f"ablation spec {path} not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise FaceganError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    raw = load_raw(path, "ablation spec")
     if not isinstance(raw, dict):
         raise FaceganError(f"{path}: an ablation spec is a YAML mapping (base: ..., variants: [...])")
     try:

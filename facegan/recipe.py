@@ -384,10 +384,11 @@ def validate_recipe(raw: Any, source: str = "recipe") -> InpaintRecipe | SRRecip
         raise FaceganError(_format_error(source, err)) from None
 
 
-def load_raw(path: str | Path) -> dict:
+def load_raw(path: str | Path, what: str = "recipe") -> dict:
+    """The YAML mapping in ``path`` (a recipe, an ablation spec); one-line errors."""
     path = Path(path)
     if not path.is_file():
-        raise FaceganError(f"recipe {path} not found")
+        raise FaceganError(f"{what} {path} not found")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
