@@ -8,6 +8,7 @@ MobileFaceNet weights).
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -83,3 +84,24 @@ def tiny_run(sample_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_recipe(sample_data), out)
     return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def recording_console(width: int = 200):
+    """A rich console that records into a string (read it with ``.file.getvalue()``)."""
+    from rich.console import Console
+
+    return Console(file=io.StringIO(), width=width, force_terminal=False)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """MTCNN runs in this process (workers=1); one thread is steadier on a shared 2-core box."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,7 +8,6 @@ written in the exact format of list_landmarks_align_celeba.txt).
 from __future__ import annotations
 
 import csv
-import io
 import os
 import shutil
 from pathlib import Path
@@ -29,6 +28,7 @@ from facegan.data.packed_stream import PackedWriter
 from facegan.errors import FaceganError
 from facegan.faces import align_face
 from facegan.geometry import CELEBA_SQUARE_BOX, template_points
+from conftest import recording_console
 
 SUBSET = "celeba_realigned_178x218_heldout_ids"
 SIZE = 64
@@ -59,10 +59,6 @@ PARTITION_OF = {"7322": 1, "7397": 2}
 GARBAGE, TRUNCATED, ABSENT = "200001.jpg", "200002.jpg", "200003.jpg"
 
 runner = CliRunner()
-
-
-def recording_console() -> Console:
-    return Console(file=io.StringIO(), width=200, force_terminal=False)
 
 
 def plain(text: str) -> str:

@@ -7,14 +7,12 @@ centre square upscaled to a 256x256 JPEG named like CelebA-HQ (``N.jpg``), with 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from rich.console import Console
 from typer.testing import CliRunner
 
 from facegan.cli import app
@@ -25,6 +23,7 @@ from facegan.errors import FaceganError
 from facegan.faces import align_face
 from facegan.geometry import CELEBA_SQUARE_BOX, template_points
 from test_prepare_celeba import LANDMARKS, PARTITION_OF, SUBSET, identities, plain
+from conftest import recording_console
 
 SIZE = 64
 HQ_SIDE = 256
@@ -32,17 +31,7 @@ NO_FACE_SOURCE, MISSING_SOURCE = "000006.jpg", "000007.jpg"
 runner = CliRunner()
 
 
-def recording_console() -> Console:
-    return Console(file=io.StringIO(), width=200, force_terminal=False)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """MTCNN runs in this process (workers=1); one thread is steadier on a shared 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_hq_tree(root: Path, fixtures: Path, files: list[str], extras: bool = True,

@@ -3,7 +3,6 @@ may have, photos without faces, broken files, EXIF rotation, several faces per p
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 from collections import Counter
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from rich.console import Console
 from typer.testing import CliRunner
 
 from facegan.cli import app
@@ -23,23 +21,14 @@ from facegan.data.splits import parse_fractions, seeded_split
 from facegan.errors import FaceganError
 from facegan.geometry import template_points
 from test_prepare_celeba import plain
+from conftest import recording_console
 
 SIZE = 48
 FRACTIONS = (0.5, 0.25, 0.25)
 runner = CliRunner()
 
 
-def recording_console() -> Console:
-    return Console(file=io.StringIO(), width=200, force_terminal=False)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """MTCNN runs in this process (workers=1); one thread is steadier on a shared 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def photo(fixtures: Path, name: str) -> Image.Image:

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import csv
-import io
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from rich.console import Console
 
 from facegan.data.packed import PackedDataset
 from facegan.data.prepare import SAMPLE_DIR, align_photos, prepare_sample, read_sample_manifest
 from facegan.errors import FaceganError
 from facegan.geometry import template_points
+from conftest import recording_console
 
 SIZE = 64
-
-
-def recording_console() -> Console:
-    return Console(file=io.StringIO(), width=120, force_terminal=False)
 
 
 @pytest.fixture(scope="module")

@@ -276,6 +276,46 @@ def print_problems(console, problems: list[Problem]) -> None:
                       "(all listed in meta.json under 'skipped')")
 
 
+def check_settings(size: int, workers: int | None) -> int:
+    """Refuse a size below 16 px; the number of worker processes (None = every core)."""
+    from facegan.data.pool import check_workers
+
+    if size < 16:
+        raise FaceganError(f"--size must be at least 16, got {size}")
+    return check_workers(workers)
+
+
+def inputs_hash_to_build(out: Path, size: int, inputs: InputsHash, force: bool, console=None) -> str | None:
+    """The inputs hash with ``size`` folded in, or None when ``out`` already holds that dataset."""
+    inputs.add_text("size", str(size))
+    digest = inputs.hexdigest()
+    return None if already_prepared(out, digest, force, console) else digest
+
+
+def build_and_report(
+    out: Path,
+    sources: dict[str, list[Source]],
+    op: Operation,
+    meta: dict,
+    workers: int,
+    *,
+    force: bool,
+    console,
+    description: str,
+    label: Callable[[BuildResult], str],
+    problems: list[Problem] | None = None,
+    on_progress=None,
+) -> BuildResult:
+    """:func:`build`, then the skipped inputs and the summary table (``label`` names what was packed)."""
+    result = build(out, sources, op, meta, workers, force=force, console=console,
+                   description=description, problems=problems, on_progress=on_progress)
+    print_problems(console, result.problems)
+    print_summary(console, out, f"wrote {out}: {label(result)} at {op.size}x{op.size} in "
+                  f"{result.seconds:.1f} s ({result.images_per_second:,.0f} images/s, "
+                  f"{result.workers} worker(s))")
+    return result
+
+
 def print_summary(console, out: Path, headline: str) -> None:
     """``headline``, then a table of the dataset at ``out``: split, images, identities, size."""
     if console is None:

@@ -23,15 +23,13 @@ from pathlib import Path
 from facegan.data import annotations as anno
 from facegan.data.build import (
     InputsHash,
-    already_prepared,
-    build,
+    build_and_report,
+    check_settings,
+    inputs_hash_to_build,
     list_files,
-    print_problems,
-    print_summary,
 )
 from facegan.data.extract import Operation, Problem, Source
 from facegan.data.packed import SPLIT_ORDER
-from facegan.data.pool import check_workers
 from facegan.errors import FaceganError
 from facegan.faces import ALIGNMENT_VERSION
 from facegan.geometry import CELEBA_ALIGNED_SIZE, CELEBA_SQUARE_BOX
@@ -215,15 +213,12 @@ def prepare_celeba(
     summary table when a rich ``console`` is given.
     """
     out = Path(out).expanduser()
-    if size < 16:
-        raise FaceganError(f"--size must be at least 16, got {size}")
-    workers = check_workers(workers)
+    workers = check_settings(size, workers)
     found = scan_celeba(root, images)
     if console is not None:
         console.print(describe(found))
-    found.inputs.add_text("size", str(size))
-    inputs_hash = found.inputs.hexdigest()
-    if already_prepared(out, inputs_hash, force, console):
+    inputs_hash = inputs_hash_to_build(out, size, found.inputs, force, console)
+    if inputs_hash is None:
         return out
     meta = {
         "source": "celeba",
@@ -244,10 +239,7 @@ def prepare_celeba(
     missing = [Problem(name, "missing", f"listed in {anno.PARTITION} but not in "
                        f"{found.image_dir.name}/") for name in found.missing]
     what = "cropping CelebA" if found.kind == "aligned" else "aligning CelebA (in the wild)"
-    result = build(out, found.sources, operation(found.kind, size), meta, workers, force=force,
-                   console=console, description=what, problems=missing, on_progress=on_progress)
-    print_problems(console, result.problems)
-    print_summary(console, out, f"wrote {out}: CelebA ({found.kind}) at {size}x{size} in "
-                  f"{result.seconds:.1f} s ({result.images_per_second:,.0f} images/s, "
-                  f"{result.workers} worker(s))")
+    build_and_report(out, found.sources, operation(found.kind, size), meta, workers, force=force,
+                     console=console, description=what, problems=missing, on_progress=on_progress,
+                     label=lambda _: f"CelebA ({found.kind})")
     return out

@@ -23,16 +23,14 @@ from pathlib import Path
 from facegan.data import annotations as anno
 from facegan.data.build import (
     InputsHash,
-    already_prepared,
-    build,
+    build_and_report,
+    check_settings,
+    inputs_hash_to_build,
     list_files,
-    print_problems,
-    print_summary,
 )
 from facegan.data.celeba import shared_identities
 from facegan.data.extract import Operation, Problem, Source
 from facegan.data.packed import SPLIT_ORDER
-from facegan.data.pool import check_workers
 from facegan.data.splits import DEFAULT_FRACTIONS, seeded_split
 from facegan.errors import FaceganError
 from facegan.faces import ALIGNMENT_VERSION
@@ -189,15 +187,12 @@ def prepare_celebahq(
     :func:`facegan.data.celeba.prepare_celeba`; images without a face are skipped and listed.
     """
     out = Path(out).expanduser()
-    if size < 16:
-        raise FaceganError(f"--size must be at least 16, got {size}")
-    workers = check_workers(workers)
+    workers = check_settings(size, workers)
     found = scan_celebahq(root, celeba, fractions, seed)
     if console is not None:
         console.print(describe(found))
-    found.inputs.add_text("size", str(size))
-    inputs_hash = found.inputs.hexdigest()
-    if already_prepared(out, inputs_hash, force, console):
+    inputs_hash = inputs_hash_to_build(out, size, found.inputs, force, console)
+    if inputs_hash is None:
         return out
     meta = {
         "source": "celeba-hq",
@@ -224,11 +219,7 @@ def prepare_celebahq(
     missing = [Problem(name, "missing", f"listed in {anno.HQ_MAPPING} but not in {IMAGE_DIR}/")
                for name in found.missing]
     op = Operation("detect", size, detect_side=DETECT_SIDE)
-    result = build(out, found.sources, op, meta, workers, force=force, console=console,
-                   description="detecting and aligning CelebA-HQ", problems=missing,
-                   on_progress=on_progress)
-    print_problems(console, result.problems)
-    print_summary(console, out, f"wrote {out}: CelebA-HQ at {size}x{size} in "
-                  f"{result.seconds:.1f} s ({result.images_per_second:,.0f} images/s, "
-                  f"{result.workers} worker(s))")
+    build_and_report(out, found.sources, op, meta, workers, force=force, console=console,
+                     description="detecting and aligning CelebA-HQ", problems=missing,
+                     on_progress=on_progress, label=lambda _: "CelebA-HQ")
     return out

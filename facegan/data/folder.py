@@ -19,10 +19,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from facegan.data.build import InputsHash, already_prepared, build, print_problems, print_summary
+from facegan.data.build import InputsHash, build_and_report, check_settings, inputs_hash_to_build
 from facegan.data.extract import Operation, Source
 from facegan.data.packed import SPLIT_ORDER
-from facegan.data.pool import check_workers
 from facegan.data.splits import DEFAULT_FRACTIONS, seeded_split
 from facegan.errors import FaceganError
 from facegan.faces import ALIGNMENT_VERSION
@@ -139,15 +138,12 @@ def prepare_folder(
     a face and unreadable files are skipped, counted and listed (meta.json ``skipped``).
     """
     out = Path(out).expanduser()
-    if size < 16:
-        raise FaceganError(f"--size must be at least 16, got {size}")
-    workers = check_workers(workers)
+    workers = check_settings(size, workers)
     found = scan_folder(folder, fractions, seed, all_faces, exclude=out)
     if console is not None:
         console.print(describe(found, fractions, seed))
-    found.inputs.add_text("size", str(size))
-    inputs_hash = found.inputs.hexdigest()
-    if already_prepared(out, inputs_hash, force, console):
+    inputs_hash = inputs_hash_to_build(out, size, found.inputs, force, console)
+    if inputs_hash is None:
         return out
     meta = {
         "source": "folder",
@@ -173,11 +169,7 @@ def prepare_folder(
         },
     }
     op = Operation("detect", size, exif=True, detect_side=DETECT_SIDE, all_faces=all_faces)
-    result = build(out, found.sources, op, meta, workers, force=force, console=console,
-                   description="detecting and aligning faces", on_progress=on_progress)
-    print_problems(console, result.problems)
-    faces = sum(result.counts.values())
-    print_summary(console, out, f"wrote {out}: {faces:,} faces from {found.images:,} images at "
-                  f"{size}x{size} in {result.seconds:.1f} s ({result.images_per_second:,.0f} "
-                  f"images/s, {result.workers} worker(s))")
+    build_and_report(out, found.sources, op, meta, workers, force=force, console=console,
+                     description="detecting and aligning faces", on_progress=on_progress,
+                     label=lambda r: f"{sum(r.counts.values()):,} faces from {found.images:,} images")
     return out

@@ -108,11 +108,12 @@ class BatchLoader:
         per_step = self.batch * self.world
         start = pos * per_step + self.rank * self.batch
         index = self._permutation(epoch)[start : start + self.batch]
+        on_device = index.to(self.device)
         if self.placement == "device":
-            raw = self.images[index.to(self.device)]
+            raw = self.images[on_device]
         else:
             raw = self.images[index].to(self.device, non_blocking=True)
-        out = FaceBatch(to_model_range(raw), self.landmarks[index.to(self.device)], index)
+        out = FaceBatch(to_model_range(raw), self.landmarks[on_device], index)
         if self.flip:
             draw = torch.rand(self.batch, generator=generator, device=self.device)
             out = hflip(out, draw < 0.5)
