@@ -102,12 +102,14 @@ class SRDataConfig(DataConfig):
 
 
 class InpaintModelConfig(Section):
-    generator: Literal["context_encoder"] = "context_encoder"
-    """Generator architecture (inpaint: context_encoder)."""
+    generator: Literal["context_encoder", "unet"] = "context_encoder"
+    """Generator architecture: context_encoder (the source design: encoder, 8x8 code, transposed-convolution decoder) or unet (skips at every scale, dilated middle, resize-convolution decoder; see docs/models.md)."""
     width: int = Field(64, ge=4, le=256)
     """Channels of the generator's first layer; they double per level (64 -> 512 in the source design)."""
     bottleneck: Literal["channel_fc", "none"] = "channel_fc"
     """Context-encoder bottleneck: channel_fc (Pathak et al.'s channel-wise fully connected layer, global context) or none."""
+    gated: bool = False
+    """unet only: gated convolutions in the encoder and middle (DeepFill v2; twice their cost)."""
     discriminator: Literal["patchgan"] = "patchgan"
     """Discriminator architecture (PatchGAN, logits per patch)."""
     d_width: int = Field(64, ge=4, le=256)

@@ -38,9 +38,13 @@ class InpaintTask:
 
     # -- models -------------------------------------------------------------------------
     def build_generator(self) -> nn.Module:
+        m = self.recipe.model
+        if m.generator == "unet":
+            from facegan.models.unet import FaceUNet
+
+            return FaceUNet(self.size, m.width, m.gated)
         from facegan.models.context_encoder import ContextEncoder
 
-        m = self.recipe.model
         return ContextEncoder(self.size, m.width, m.bottleneck)
 
     def build_discriminator(self) -> nn.Module:
