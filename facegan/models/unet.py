@@ -22,7 +22,9 @@ This network keeps the surroundings at every scale and fills from them:
   those convolutions' cost.
 
 No normalisation layers (their statistics would differ between training batches with holes of
-different sizes and a single face at restore time), LeakyReLU 0.2, tanh output. Input: the
+different sizes and a single face at restore time): He initialisation, sums of two branches
+scaled by 1/sqrt(2), and an output layer that starts near zero keep the activations at unit
+scale and the tanh out of saturation. LeakyReLU 0.2, tanh output. Input: the
 masked image (hole = 0, mid-grey in [-1, 1]) and the mask (1 = hole), 4 channels; output: a
 full RGB image in [-1, 1] that the task composites into the known pixels.
 """
@@ -37,6 +39,9 @@ from torch import nn
 MIDDLE_DILATIONS = (2, 4, 8, 1)
 #: Down-sampling levels (the side must be divisible by 2 ** LEVELS).
 LEVELS = 3
+#: Sums of two branches are scaled by this, so activations keep their scale through the
+#: residual middle and the skips (He initialisation keeps it through each convolution).
+_HALF_VARIANCE = 0.5**0.5
 
 
 class Conv(nn.Module):
@@ -79,7 +84,7 @@ class Up(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(self.reduce(x), scale_factor=2, mode="nearest")
-        return self.conv(up + skip)
+        return self.conv((up + skip) * _HALF_VARIANCE)
 
 
 class FaceUNet(nn.Module):
@@ -97,6 +102,7 @@ class FaceUNet(nn.Module):
         self.ups = nn.ModuleList(Up(chans[i + 1], chans[i]) for i in reversed(range(LEVELS)))
         self.out = nn.Conv2d(w, 3, 3, padding=1)
         self.apply(_init_weights)
+        nn.init.normal_(self.out.weight, 0.0, 1e-3)  # start from mid-grey: tanh far from saturation
 
     def forward(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = self.stem(torch.cat([masked, mask.to(masked.dtype)], dim=1))
@@ -105,7 +111,7 @@ class FaceUNet(nn.Module):
             x = down(x)
             skips.append(x)
         for conv in self.middle:
-            x = x + conv(x)
+            x = (x + conv(x)) * _HALF_VARIANCE
         for up, skip in zip(self.ups, reversed(skips[:-1])):
             x = up(x, skip)
         return torch.tanh(self.out(x))
