@@ -9,8 +9,9 @@ For every variant of a spec (:mod:`facegan.ablation_spec`) and every seed, the r
    and the same networks for every run: the identity cosine by the training identity network
    and, unless turned off, by an independent judge (:mod:`facegan.judge`) that no variant
    trains against (a finished evaluation of the same checkpoint and settings is reused);
-3. reads the per-image CSVs back, averages each image over seeds, and compares every
-   variant with the baseline image by image (:mod:`facegan.stats`).
+3. takes the per-image scores of every run (exact values, as :func:`facegan.evaluate.evaluate`
+   returns them; a reused evaluation keeps them in ``eval/ablate.npz``), averages each image
+   over seeds, and compares every variant with the baseline image by image (:mod:`facegan.stats`).
 
 The results (a rich table, ``results.md``, ``results.csv``, ``results.png``) are written by
 :mod:`facegan.ablate_report`.
@@ -18,7 +19,7 @@ The results (a rich table, ``results.md``, ``results.csv``, ``results.png``) are
 
 from __future__ import annotations
 
-import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +61,6 @@ TABLE_METRICS = [
     MetricInfo("judge_verified", "judge verified", 1, percent=True),
 ]
 JUDGE_KEYS = ("judge_cos", "judge_verified")
-#: Columns of the per-image CSV that are not metrics.
-_ID_COLUMNS = ("index", "file", "identity")
 
 
 @dataclass
@@ -173,7 +172,7 @@ def run_study(
         _say(console, f"[yellow]note:[/] {escape(judge_note)}; the judge columns stay empty")
     ev = study.spec.eval
     split = ev.split or base_recipe.eval.split
-    mask = ev.mask if base_recipe.task == "inpaint" else None
+    mask = ev.mask  # the same fixed holes for every run (None: the recipe's eval.mask)
     limit = max_images or ev.max_images
 
     runs: dict[str, list[RunScores]] = {v: [] for v in names}
@@ -232,16 +231,15 @@ def _say(console, text: str) -> None:
 
 def _train(recipe, run_dir: Path, console) -> int:
     """Train (or resume, or skip) one run; returns its final step."""
-    import torch
-
+    from facegan.engines.checkpoint import read_checkpoint
     from facegan.engines.gan import check_resume_compatible, train
 
     last = run_dir / "checkpoints" / "last.pt"
     if last.is_file():
         try:
-            ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+            ckpt = read_checkpoint(last, mmap=True)
             stored, step, total = ckpt["recipe"], int(ckpt["step"]), int(ckpt["total_steps"])
-        except Exception:
+        except (FaceganError, KeyError, TypeError, ValueError):
             raise FaceganError(f"{last} is not a readable checkpoint; delete {run_dir} to train that run again") from None
         try:
             check_resume_compatible(stored, recipe)
@@ -255,60 +253,47 @@ def _train(recipe, run_dir: Path, console) -> int:
         train(recipe, run_dir, resume=True, console=console)
     else:
         train(recipe, run_dir, console=console)
-    return int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["step"])
+    return int(read_checkpoint(last, mmap=True)["step"])
 
 
 def _evaluate(variant: str, seed: int, run_dir: Path, split: str, mask: str | None, id_net: str,
               judge: str | None, device: str, max_images: int | None, console) -> RunScores:
-    """Score one run (or reuse its scores for the same checkpoint step and settings)."""
-    import torch
-
+    """Score one run (or reuse its exact per-image scores for the same checkpoint step and settings)."""
+    from facegan.engines.checkpoint import read_checkpoint
     from facegan.evaluate import evaluate
+    from facegan.report import atomic_write_bytes
 
-    step = int(torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True, mmap=True)["step"])
+    step = int(read_checkpoint(run_dir / "checkpoints" / "last.pt", mmap=True)["step"])
     key = {"step": step, "split": split, "mask": mask, "identity_net": id_net, "judge": judge, "max_images": max_images}
-    marker = run_dir / "eval" / "ablate.json"
-    summary = None
-    if marker.is_file():
-        try:
-            stored = json.loads(marker.read_text())
-            csv_path = Path(stored["summary"]["per_image_csv"])
-            if stored.get("key") == key and csv_path.is_file() and _has_columns(csv_path, judge):
-                summary = stored["summary"]
-                _say(console, "  [dim]scores of this checkpoint found: not evaluated again[/]")
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
-            summary = None
-    if summary is None:
-        summary = evaluate(run_dir, split=split, mask=mask, identity_net=id_net, device=device,
-                           max_images=max_images, out_dir=run_dir / "eval", judge=judge)
-        from facegan.report import atomic_write_bytes
-
-        atomic_write_bytes(marker, json.dumps({"key": key, "summary": summary}, indent=2, default=float).encode())
-    csv_path = Path(summary["per_image_csv"])
-    files, values = read_per_image(csv_path)
+    marker, arrays = run_dir / "eval" / "ablate.json", run_dir / "eval" / "ablate.npz"
+    stored = _stored_scores(marker, arrays, key)
+    if stored is not None:
+        _say(console, "  [dim]scores of this checkpoint found: not evaluated again[/]")
+        csv_path, files, values = stored
+    else:
+        options = {"mask": mask} if mask is not None else {}
+        result = evaluate(run_dir, split=split, identity_net=id_net, device=device, max_images=max_images,
+                          out_dir=run_dir / "eval", judge=judge, references=False, **options)
+        csv_path, files, values = Path(result.summary["per_image_csv"]), result.files, result.per_image
+        buf = io.BytesIO()
+        np.savez(buf, files=np.array(files), **{f"metric_{k}": v for k, v in values.items()})
+        atomic_write_bytes(arrays, buf.getvalue())
+        atomic_write_bytes(marker, json.dumps({"key": key, "per_image_csv": str(csv_path)}, indent=2).encode())
     return RunScores(variant, seed, run_dir, step, files, values, csv_path)
 
 
-def _has_columns(path: Path, judge: str | None) -> bool:
-    """Whether a per-image CSV still holds what the study asks for (not overwritten since by
-    a `facegan eval` with other options)."""
-    with open(path, newline="") as f:
-        header = next(csv.reader(f), [])
-    return "id_cos" in header and (judge is None or all(k in header for k in JUDGE_KEYS))
-
-
-def read_per_image(path: Path) -> tuple[list[str], dict[str, np.ndarray]]:
-    """(file names, {metric: per-image float64 values}) of an eval per-image CSV."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise FaceganError(f"{path} holds no scored images")
-    keys = [k for k in rows[0] if k not in _ID_COLUMNS]
+def _stored_scores(marker: Path, arrays: Path, key: dict) -> tuple[Path, list[str], dict[str, np.ndarray]] | None:
+    """The per-image scores kept by an earlier evaluation with the same ``key``, else None."""
     try:
-        values = {k: np.array([float(r[k]) for r in rows], dtype=np.float64) for k in keys}
-    except ValueError:
-        raise FaceganError(f"{path} holds a value that is not a number") from None
-    return [r["file"] for r in rows], values
+        stored = json.loads(marker.read_text())
+        if stored.get("key") != key:
+            return None
+        with np.load(arrays, allow_pickle=False) as npz:
+            files = [str(f) for f in npz["files"]]
+            values = {k[len("metric_"):]: npz[k].astype(np.float64) for k in npz.files if k.startswith("metric_")}
+        return Path(stored["per_image_csv"]), files, values
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def summarize(study: Study, runs: dict[str, list[RunScores]], n_resamples: int) -> tuple[list[VariantResult], list[str]]:

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from facegan.data.annotations import LANDMARK_HEADER
+from facegan.data.build import human_rate
 from facegan.geometry import CELEBA_ALIGNED_LANDMARKS, CELEBA_ALIGNED_SIZE
 
 CELEBA_IMAGES = 202_599
@@ -135,7 +136,7 @@ def bench_prepare(
             seconds, cpu1 = time.perf_counter() - started, _cpu_seconds()
             rows.append(BenchRow(w, n_images, seconds, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]))
             if console is not None:
-                console.print(f"  {w} worker(s): {rows[-1].images_per_second:,.0f} images/s")
+                console.print(f"  {w} worker(s): {human_rate(rows[-1].images_per_second)} images/s")
             shutil.rmtree(base / f"out-{w}", ignore_errors=True)
         return rows
     finally:
@@ -158,7 +159,7 @@ def projection(rows: list[BenchRow], cores: int = 16, total: int = CELEBA_IMAGES
     top = max(rows, key=lambda r: r.workers)
     linear = total / (one.images_per_second * cores)
     text = (f"projection for {total:,} images on {cores} cores: {linear / 60:.1f} min at "
-            f"linear scaling of the 1-worker rate ({one.images_per_second:,.0f} images/s)")
+            f"linear scaling of the 1-worker rate ({human_rate(one.images_per_second)} images/s)")
     if top.workers > 1:
         eff = top.images_per_second / (top.workers * one.images_per_second)
         text += (f"; {linear / eff / 60:.1f} min at the {eff:.0%} efficiency measured with "
@@ -169,7 +170,7 @@ def projection(rows: list[BenchRow], cores: int = 16, total: int = CELEBA_IMAGES
             rate = min((cores - 1) / per_worker, 1.0 / per_main)
             text += (f"; {total / rate / 60:.1f} min from CPU time ({per_worker * 1e3:.2f} ms "
                      f"per image in a worker, {per_main * 1e3:.2f} ms in the writer: at most "
-                     f"{1 / per_main:,.0f} images/s)")
+                     f"{human_rate(1 / per_main)} images/s)")
     return text
 
 

@@ -23,6 +23,7 @@ rather than as more faces.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,20 @@ from scipy import ndimage
 from skimage.transform import AffineTransform, warp
 
 from facegan.errors import FaceganError
-from facegan.geometry import affine_scale, invert_affine, similarity_matrix, template_points
+from facegan.geometry import (
+    affine_scale,
+    compose,
+    homogeneous,
+    invert_affine,
+    resize_matrix,
+    similarity_matrix,
+    template_points,
+    translation,
+)
 
 #: Bumped whenever detection or alignment changes what a prepared dataset contains, so
 #: that datasets prepared by an older facegan are recognised as stale.
-ALIGNMENT_VERSION = "mtcnn-similarity-lanczos-bicubic-reflectblur-v1"
+ALIGNMENT_VERSION = "mtcnn512-score0.9-similarity-lanczos-bicubic-reflectblur-v2"
 
 #: Padding: (Gaussian sigma, distance of full strength), both as fractions of the output
 #: side, of the blurs blended into the mirrored continuation of the photo.
@@ -180,31 +190,17 @@ def _faces_from_mtcnn(boxes, probs, points) -> list[Face]:
 # --------------------------------------------------------------------------------------------
 
 
-def _full(m: np.ndarray) -> np.ndarray:
-    """A 2x3 affine matrix as a 3x3 homogeneous one."""
-    return np.vstack([np.asarray(m, dtype=np.float64), [0.0, 0.0, 1.0]])
-
-
-def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """The 2x3 affine map ``outer(inner(p))``."""
-    return (_full(outer) @ _full(inner))[:2]
-
-
 def _prescale(rgb: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
     """Downscale ``rgb`` by ``scale`` (< 1) with LANCZOS; also return the 2x3 map old -> new.
 
-    Resizing maps continuous coordinates linearly, so in pixel-index coordinates
-    ``x' = (x + 0.5) * fx - 0.5``. Returns the image unchanged (identity map) when the
-    rounded size would not shrink.
+    Returns the image unchanged (identity map) when the rounded size would not shrink.
     """
     h, w = rgb.shape[:2]
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     if scale >= 1.0 or (new_w >= w and new_h >= h):
-        return rgb, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        return rgb, translation(0.0, 0.0)
     small = Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.LANCZOS)
-    fx, fy = new_w / w, new_h / h
-    pre = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5]])
-    return np.asarray(small), pre
+    return np.asarray(small), resize_matrix((w, h), (new_w, new_h))
 
 
 def _distance_outside(src_xy: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -260,12 +256,12 @@ def align_face(
         raise ValueError("align_face got degenerate landmarks (all at one point)")
     m = similarity_matrix(points, template_points(size, template))
     src, pre = _prescale(rgb, affine_scale(m))
-    remaining = _compose(m, invert_affine(pre))  # prescaled photo -> aligned
+    remaining = compose(m, invert_affine(pre))  # prescaled photo -> aligned
 
     out_to_src = invert_affine(remaining)
     warped = warp(
         src,
-        inverse_map=AffineTransform(matrix=_full(out_to_src)),
+        inverse_map=AffineTransform(matrix=homogeneous(out_to_src)),
         output_shape=(size, size),
         order=3,
         mode="reflect",
@@ -292,12 +288,14 @@ def align_face(
 #: The largest photo :func:`load_photo` decodes (pixels); bigger ones are refused as possible
 #: decompression bombs.
 MAX_PHOTO_PIXELS = 100_000_000
-#: :func:`detect_photo_faces` keeps faces MTCNN scores at least this confident.
+#: :func:`find_faces` detects on a copy whose longer side is at most this (pixels)...
+DETECT_MAX_SIDE = 512
+#: ...and whose shorter side is at least this (pixels; smaller photos are enlarged)...
+DETECT_MIN_SIDE = 160
+#: ...and keeps the faces MTCNN scores at least this confident.
 MIN_FACE_SCORE = 0.9
-#: :func:`detect_photo_faces` upscales photos whose shorter side is below this (pixels).
-MIN_DETECT_SIDE = 160
-
-
+#: Photos with a side under this many pixels cannot hold a face worth restoring.
+MIN_PHOTO_SIDE = 8
 def load_photo(path: str | Path, max_pixels: int = MAX_PHOTO_PIXELS) -> Image.Image:
     """:func:`load_image` for a user's photo, refusing images over ``max_pixels``.
 
@@ -325,26 +323,61 @@ def load_photo(path: str | Path, max_pixels: int = MAX_PHOTO_PIXELS) -> Image.Im
         return load_image(path)
 
 
-def detect_photo_faces(
+@contextlib.contextmanager
+def _one_cpu_thread(device: str):
+    """Run torch on one CPU thread: MTCNN's landmarks then do not depend on how many threads
+    the process has (a dataset worker has one, `restore` has all), so a photo is aligned
+    identically by `prepare` and by `restore`. MTCNN is small: one thread costs little."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def find_faces(
     image: Image.Image,
     device: str = "cpu",
+    max_side: int = DETECT_MAX_SIDE,
+    min_side: int = DETECT_MIN_SIDE,
     min_score: float = MIN_FACE_SCORE,
-    min_side: int = MIN_DETECT_SIDE,
 ) -> list[Face]:
-    """The faces of one user photo, largest first, with a score of at least ``min_score``.
+    """The faces of one photo, largest first, in the photo's pixel-index coordinates.
 
-    MTCNN misses faces under about 20 pixels and fails on images under about 12, so a photo
-    whose shorter side is under ``min_side`` is detected on a bicubic copy enlarged by a
-    whole factor, and the boxes and landmarks are mapped back to the photo's pixel-index
-    coordinates (``x = (x' + 0.5) / k - 0.5``).
+    facegan's one detection policy, used for training data (`prepare sample`, `prepare
+    folder`, `prepare celeba-hq`) and for users' photos (`restore`) alike, so that a face is
+    aligned the same way wherever it comes from. MTCNN looks at a copy of the photo whose
+    longer side is at most ``max_side`` (bilinear, antialiased: larger photos cost time and
+    gain nothing) and whose shorter side is at least ``min_side`` (bicubic, by a whole factor:
+    MTCNN misses faces under about 20 pixels and fails on images under about 12); faces scored
+    below ``min_score`` are dropped. Boxes and landmarks are mapped back to the photo
+    (``x = (x' + 0.5) / k - 0.5`` for a copy scaled by ``k``). MTCNN runs on one CPU thread, so
+    the landmarks do not depend on the process's thread count. A photo too small to hold a face
+    (under :data:`MIN_PHOTO_SIDE` pixels a side) raises :class:`FaceganError`.
     """
     rgb = to_rgb(image)
-    factor = min(16, max(1, int(np.ceil(min_side / max(1, min(rgb.size))))))
-    if factor > 1:
-        rgb = rgb.resize((rgb.width * factor, rgb.height * factor), Image.Resampling.BICUBIC)
-    found = [f for f in detect_faces([rgb], device=device)[0] if f.score >= min_score]
-    if factor > 1:
-        for f in found:
-            f.box = ((f.box + 0.5) / factor - 0.5).astype(np.float32)
-            f.landmarks = ((f.landmarks + 0.5) / factor - 0.5).astype(np.float32)
+    w, h = rgb.size
+    if min(w, h) < MIN_PHOTO_SIDE:
+        raise FaceganError(f"too small to hold a face ({w}×{h})")
+    factor = min(max_side / max(w, h), 1.0)
+    if factor < 1.0:
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    else:
+        factor = float(min(16, max(1, int(np.ceil(min_side / min(w, h))))))
+        if factor > 1:
+            rgb = rgb.resize((w * int(factor), h * int(factor)), Image.Resampling.BICUBIC)
+    fx, fy = rgb.width / w, rgb.height / h
+    with _one_cpu_thread(device):
+        found = [f for f in detect_faces([rgb], device=device)[0] if f.score >= min_score]
+    back = np.array([fx, fy, fx, fy], dtype=np.float64)
+    for f in found:
+        f.box = ((f.box + 0.5) / back - 0.5).astype(np.float32)
+        f.landmarks = ((f.landmarks + 0.5) / back[:2] - 0.5).astype(np.float32)
     return found

@@ -82,3 +82,63 @@ def apply_affine(m: np.ndarray, points: np.ndarray) -> np.ndarray:
 def affine_scale(m: np.ndarray) -> float:
     """The (geometric mean) scale factor of a 2x3 affine matrix."""
     return float(np.sqrt(abs(np.linalg.det(np.asarray(m)[:, :2]))))
+
+
+# --------------------------------------------------------------------------------------------
+# Building and combining maps (2x3 affine matrices on pixel-index coordinates)
+# --------------------------------------------------------------------------------------------
+
+
+def homogeneous(m: np.ndarray) -> np.ndarray:
+    """A 2x3 affine matrix as a 3x3 homogeneous one."""
+    return np.vstack([np.asarray(m, dtype=np.float64), [0.0, 0.0, 1.0]])
+
+
+def compose(*maps: np.ndarray) -> np.ndarray:
+    """The 2x3 map applying ``maps`` right to left: ``compose(a, b)(p) = a(b(p))``."""
+    out = np.eye(3)
+    for m in maps:
+        out = out @ homogeneous(m)
+    return out[:2]
+
+
+def translation(dx: float, dy: float) -> np.ndarray:
+    """The 2x3 map ``p -> p + (dx, dy)``."""
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+
+
+def scale_matrix(fx: float, fy: float | None = None) -> np.ndarray:
+    """The pixel-index map of scaling an image by ``fx`` (and ``fy``, default ``fx``).
+
+    Resizing maps continuous coordinates linearly, so ``x' = (x + 0.5) * fx - 0.5``.
+    """
+    fy = fx if fy is None else fy
+    return np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5]])
+
+
+def resize_matrix(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> np.ndarray:
+    """The pixel-index map of a plain resize from ``src_wh`` to ``dst_wh`` (width, height)."""
+    return scale_matrix(dst_wh[0] / src_wh[0], dst_wh[1] / src_wh[1])
+
+
+def box_resize_matrix(box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """The map from an image's pixel-index coordinates to those of ``box`` resized to ``size``.
+
+    ``box`` is (left, top, right, bottom), right/bottom exclusive: the crop shifts continuous
+    coordinates by the box corner, then the resize scales them by ``size / side``.
+    """
+    left, top, right, bottom = box
+    sx, sy = size / (right - left), size / (bottom - top)
+    return np.array([[sx, 0.0, (0.5 - left) * sx - 0.5], [0.0, sy, (0.5 - top) * sy - 0.5]])
+
+
+def rescale_points(points: np.ndarray, factor: float) -> np.ndarray:
+    """Pixel-index ``points`` of an image scaled by ``factor`` (continuous coordinates scale)."""
+    return (np.asarray(points, np.float64) + 0.5) * factor - 0.5
+
+
+def pixel_to_normalized(size: int) -> np.ndarray:
+    """The map from pixel-index coordinates of a ``size``-pixel side to the normalised
+    coordinates of ``torch.nn.functional.affine_grid`` / ``grid_sample`` with
+    ``align_corners=False`` (pixel ``k`` is centred at ``(2k + 1) / size - 1``)."""
+    return np.array([[2 / size, 0.0, 1 / size - 1], [0.0, 2 / size, 1 / size - 1]])

@@ -1,6 +1,6 @@
 """Independent identity judges: score identity with a network that training never saw.
 
-A loss network scored by itself can be gamed (DESIGN §4): a generator trained against
+A loss network scored by itself can be gamed (docs/design.md, "Metrics"): a generator trained against
 MobileFaceNet learns whatever raises MobileFaceNet's cosine, whether or not a person would
 still recognise the face. A *judge* is a second face-recognition network, never used in
 training, that scores the same outputs.

@@ -1,4 +1,4 @@
-"""Image-quality metrics with one fixed set of conventions (DESIGN §4).
+"""Image-quality metrics with one fixed set of conventions (docs/design.md, "Metrics").
 
 Every score in facegan (training logs, ``facegan eval``, reports) comes from here, so runs can
 be compared with each other and with published numbers:
@@ -32,7 +32,7 @@ import numpy as np
 from scipy.ndimage import correlate1d
 
 METRIC_CONVENTIONS = """\
-Metric conventions (facegan DESIGN §4):
+Metric conventions (facegan, docs/design.md):
   images quantised to uint8 before scoring; scores per image, then mean over images.
   PSNR = 10 log10(255^2 / MSE), float64; SR crops `scale` pixels off every border.
   PSNR-Y/SSIM-Y on Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255 (MATLAB rgb2ycbcr, as BasicSR).

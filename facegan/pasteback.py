@@ -25,31 +25,9 @@ import numpy as np
 from scipy import ndimage
 from skimage.transform import AffineTransform, warp
 
-from facegan.geometry import affine_scale, invert_affine
+from facegan.geometry import affine_scale, compose, homogeneous, invert_affine, translation
 
 Window = tuple[slice, slice]
-
-
-def homogeneous(m: np.ndarray) -> np.ndarray:
-    """A 2x3 affine matrix as a 3x3 homogeneous one."""
-    return np.vstack([np.asarray(m, dtype=np.float64), [0.0, 0.0, 1.0]])
-
-
-def compose(*maps: np.ndarray) -> np.ndarray:
-    """The 2x3 map applying ``maps`` right to left: ``compose(a, b)(p) = a(b(p))``."""
-    out = np.eye(3)
-    for m in maps:
-        out = out @ homogeneous(m)
-    return out[:2]
-
-
-def resize_matrix(src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> np.ndarray:
-    """The pixel-index map of a plain resize from ``src_wh`` to ``dst_wh`` (width, height).
-
-    Resizing maps continuous coordinates linearly, so ``x' = (x + 0.5) * fx - 0.5``.
-    """
-    fx, fy = dst_wh[0] / src_wh[0], dst_wh[1] / src_wh[1]
-    return np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5]])
 
 
 def canvas_window(m: np.ndarray, size: int, shape: tuple[int, int], margin: int = 2) -> Window | None:
@@ -70,10 +48,6 @@ def canvas_window(m: np.ndarray, size: int, shape: tuple[int, int], margin: int 
     if x0 >= x1 or y0 >= y1:
         return None
     return slice(y0, y1), slice(x0, x1)
-
-
-def _translation(dx: float, dy: float) -> np.ndarray:
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
 
 
 def _warp(src: np.ndarray, out_to_src: np.ndarray, shape: tuple[int, int], order: int, mode: str) -> np.ndarray:
@@ -97,7 +71,7 @@ def warp_to_canvas(aligned: np.ndarray, m: np.ndarray, window: Window, order: in
     """
     rows, cols = window
     shape = (rows.stop - rows.start, cols.stop - cols.start)
-    window_to_aligned = compose(m, _translation(cols.start, rows.start))
+    window_to_aligned = compose(m, translation(cols.start, rows.start))
     return _warp(aligned, window_to_aligned, shape, order, mode)
 
 
@@ -117,7 +91,7 @@ def mask_to_aligned(hole: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
     if radius > 0:
         part = ndimage.maximum_filter(part, size=2 * radius + 1)
     rows, cols = window
-    aligned_to_window = invert_affine(compose(m, _translation(cols.start, rows.start)))
+    aligned_to_window = invert_affine(compose(m, translation(cols.start, rows.start)))
     warped = _warp(part.astype(np.float64), aligned_to_window, (size, size), order=1, mode="constant")
     return warped >= 0.5
 

@@ -34,26 +34,12 @@ import torch
 from PIL import Image
 
 from facegan.errors import FaceganError, NoFaceError
-from facegan.pasteback import (
-    border_alpha,
-    compose,
-    hole_alpha,
-    hole_on_canvas,
-    mask_to_aligned,
-    paste_face,
-    resize_matrix,
-)
+from facegan.geometry import compose, resize_matrix
+from facegan.pasteback import hole_on_canvas, mask_to_aligned, paste_face
+from facegan.report import HOLE_GREY
 
 #: Files of a folder that are taken as photos (case-insensitive suffixes).
 PHOTO_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-#: Grey level that marks the hole in the "occluded" panels.
-HOLE_GREY = 128
-#: Seam widths as fractions of the model's size (at least one aligned pixel). Around an
-#: inpainted hole the seam only hides the hole's pixel steps: the band it blends in holds the
-#: input resampled through the aligned frame, which is softer than the photo, so it stays thin.
-#: Inside the border of an SR face it hides the change from bicubic to restored pixels.
-INPAINT_FEATHER = 1 / 64
-SR_FEATHER = 1 / 8
 #: Whole-photo panels of a comparison image are shrunk to at most this many pixels a side.
 COMPARE_MAX_SIDE = 1024
 
@@ -63,9 +49,9 @@ class RestoreOptions:
     """What to restore and how (the options of `facegan restore`)."""
 
     task: str = "inpaint"
-    """``inpaint`` or ``sr``."""
+    """The task's name (``inpaint``, ``sr``)."""
     mask: str = "eyes"
-    """Inpainting only: a mask name, a mask image (white = hole) or a folder of masks."""
+    """Tasks that take a hole: a mask name, a mask image (white = hole) or a folder of masks."""
     faces: int | None = None
     """Restore the ``faces`` largest faces of each photo; ``None``: all of them."""
     aligned: bool = False
@@ -84,7 +70,7 @@ class PhotoItem:
 
     path: Path
     mask: str | Path | None
-    """A mask name or a mask file (inpainting), ``None`` for SR."""
+    """A mask name or a mask file, ``None`` for a task that takes no hole."""
 
 
 @dataclass
@@ -96,7 +82,7 @@ class FaceJob:
     model_input: np.ndarray
     """The aligned face given to the model, uint8 (s, s, 3) (s = S, or S / scale for SR)."""
     hole: np.ndarray | None = None
-    """Inpainting: the hole in the aligned frame, (S, S) bool."""
+    """The hole in the aligned frame, (S, S) bool (tasks that take a hole)."""
     output: np.ndarray | None = None
     """The restored aligned face, uint8 (S, S, 3), once the model has run."""
 
@@ -147,18 +133,18 @@ def parse_face_option(value: str) -> int | None:
 
 def check_options(options: RestoreOptions) -> None:
     """Refuse option values that cannot work, before any model is loaded."""
-    if options.task not in ("inpaint", "sr"):
-        raise FaceganError(f"--task {options.task!r}: choose inpaint or sr")
+    from facegan.engines.tasks import task_names
+
+    if options.task not in task_names():
+        raise FaceganError(f"--task {options.task!r}: choose {' or '.join(task_names())}")
     if options.batch_size < 1:
         raise FaceganError(f"--batch-size must be at least 1, got {options.batch_size}")
 
 
 def check_restorer(restorer, options: RestoreOptions) -> None:
-    """Refuse a restorer that does not fit the options (its task; an SR size/scale mismatch)."""
-    if restorer.task != options.task:
-        raise FaceganError(f"{restorer.ckpt.get('path')} is a '{restorer.task}' checkpoint, not '{options.task}'")
-    if options.task == "sr" and restorer.size % int(restorer.scale):
-        raise FaceganError(f"the SR model's size {restorer.size} is not a multiple of its scale {restorer.scale}")
+    """Refuse a restorer of another task than the options'."""
+    if restorer.task.name != options.task:
+        raise FaceganError(f"{restorer.ckpt.get('path')} is a '{restorer.task.name}' checkpoint, not '{options.task}'")
 
 
 def list_photos(source: Path) -> list[Path]:
@@ -191,17 +177,18 @@ def _masks_by_stem(folder: Path) -> dict[str, Path]:
     return found
 
 
-def plan_inputs(source: Path, options: RestoreOptions, out_dir: Path) -> tuple[list[PhotoItem], list[Path]]:
+def plan_inputs(source: Path, options: RestoreOptions, out_dir: Path, takes_hole: bool) -> tuple[list[PhotoItem], list[Path]]:
     """The photos to restore with their masks, and the photos of a folder without a mask.
 
-    Masks in a folder are matched to photos by file stem. Refuses (before anything runs)
-    outputs that would overwrite an input file, and photos whose outputs would collide.
+    Masks in a folder are matched to photos by file stem (for a task that takes holes).
+    Refuses (before anything runs) outputs that would overwrite an input file, and photos
+    whose outputs would collide.
     """
     from facegan.data.mask_files import parse_mask_spec
 
     source = Path(source)
     photos = list_photos(source)
-    spec = parse_mask_spec(options.mask) if options.task == "inpaint" else None
+    spec = parse_mask_spec(options.mask) if takes_hole else None
     items: list[PhotoItem] = []
     no_mask: list[Path] = []
     if isinstance(spec, Path) and spec.is_dir():
@@ -234,15 +221,19 @@ def plan_inputs(source: Path, options: RestoreOptions, out_dir: Path) -> tuple[l
 
 
 class PhotoRestorer:
-    """Prepares photos, runs the model over their faces in batches, and pastes them back."""
+    """Prepares photos, runs the model over their faces in batches, and pastes them back.
+
+    What differs between tasks comes from the restorer's task
+    (:class:`facegan.engines.task.Task`): the size of the faces the model takes, whether it
+    takes a hole, how large the output photo is, the blend weights and the comparison panels.
+    """
 
     def __init__(self, restorer, options: RestoreOptions) -> None:
         self.restorer = restorer
+        self.task = restorer.task
         self.options = options
-        self.sr = options.task == "sr"
-        self.scale = int(restorer.scale) if self.sr else 1
-        self.size = int(restorer.size)
-        self.input_size = int(restorer.input_size) if self.sr else self.size
+        self.size = int(self.task.size)
+        self.input_size = int(self.task.input_size)
 
     # ---- 1-4: read, detect, align, place the hole --------------------------------------------
 
@@ -261,8 +252,9 @@ class PhotoRestorer:
         if isinstance(item.mask, Path):
             user_hole = load_mask_for_photo(item.mask, w, h)[0, 0].numpy() > 0.5
 
-        if self.sr:
-            canvas = np.asarray(Image.fromarray(photo).resize((w * self.scale, h * self.scale), Image.Resampling.BICUBIC))
+        k = self.task.canvas_scale
+        if k > 1:
+            canvas = np.asarray(Image.fromarray(photo).resize((w * k, h * k), Image.Resampling.BICUBIC))
         else:
             canvas = photo.copy()
         to_photo = resize_matrix((canvas.shape[1], canvas.shape[0]), (w, h))  # canvas -> photo
@@ -272,13 +264,13 @@ class PhotoRestorer:
         for aligned, m, points in self._align(photo, item.path):
             faces.append(FaceJob(m=compose(to_model, m, to_photo), model_input=aligned))
             landmarks.append(points)
-        if not self.sr:
+        if self.task.takes_hole:
             self._place_holes(item, faces, landmarks, user_hole)
         return PhotoJob(item=item, photo=photo, canvas=canvas, faces=faces, user_hole=user_hole)
 
     def _align(self, photo: np.ndarray, path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(aligned face at the input size, photo -> aligned map, landmarks in the model frame)."""
-        from facegan.faces import align_face, detect_photo_faces
+        from facegan.faces import align_face, find_faces
         from facegan.geometry import apply_affine, template_points
 
         s, size = self.input_size, self.size
@@ -287,7 +279,7 @@ class PhotoRestorer:
             h, w = photo.shape[:2]
             aligned = np.asarray(Image.fromarray(photo).resize((s, s), Image.Resampling.LANCZOS))
             return [(aligned, resize_matrix((w, h), (s, s)), template_points(size, self.restorer.template))]
-        found = detect_photo_faces(Image.fromarray(photo), device=str(self.restorer.device))
+        found = find_faces(Image.fromarray(photo), device=str(self.restorer.device))
         if not found:
             raise NoFaceError(f"no face found in {path} (if it is an aligned face crop, pass --aligned)")
         out = []
@@ -298,9 +290,11 @@ class PhotoRestorer:
 
     def _place_holes(self, item: PhotoItem, faces: list[FaceJob], landmarks: list[np.ndarray], user_hole) -> None:
         """Set each face's hole; faces a user mask does not touch are dropped."""
+        from facegan.data.masks import eval_masks
+
         if user_hole is None:
             lms = torch.tensor(np.stack(landmarks), dtype=torch.float32)
-            masks = self.restorer.named_masks(str(item.mask), lms, seed=self.options.seed)
+            masks = eval_masks(str(item.mask), list(range(len(lms))), self.size, landmarks=lms, seed=self.options.seed)
             for face, mask in zip(faces, masks):
                 face.hole = mask[0].numpy() > 0.5
             return
@@ -315,32 +309,22 @@ class PhotoRestorer:
 
     def run(self, faces: list[FaceJob]) -> None:
         """Restore ``faces`` in batches of ``batch_size`` (sets each ``output``)."""
-        step = self.options.batch_size
-        for start in range(0, len(faces), step):
-            chunk = faces[start : start + step]
-            x = np.stack([f.model_input for f in chunk])
-            if self.sr:
-                out = self.restorer.upscale(x, batch_size=len(chunk))
-            else:
-                masks = torch.from_numpy(np.stack([f.hole for f in chunk])[:, None].astype(np.float32))
-                _, out = self.restorer.inpaint(x, masks)
-            for face, restored in zip(chunk, np.asarray(out)):
-                face.output = restored
+        if not faces:
+            return
+        x = np.stack([f.model_input for f in faces])
+        holes = np.stack([f.hole for f in faces]) if self.task.takes_hole else None
+        _, out = self.restorer.restore(x, holes, batch_size=self.options.batch_size)
+        for face, restored in zip(faces, out):
+            face.output = restored
 
     # ---- 6: paste back ------------------------------------------------------------------------
 
-    def alpha(self, face: FaceJob) -> np.ndarray:
-        """The face's blend weights in the aligned frame."""
-        if not self.sr:
-            return hole_alpha(face.hole, max(1.0, INPAINT_FEATHER * self.size))
-        return border_alpha(self.size, 0.0 if self.options.aligned else SR_FEATHER * self.size)
-
     def finish(self, job: PhotoJob) -> tuple[np.ndarray, np.ndarray | None]:
-        """(restored photo, occluded photo or None for SR) once the model has run."""
+        """(restored photo, occluded photo or None for a task without holes) once the model has run."""
         restored = job.canvas.copy()
         for face in job.faces:
-            paste_face(restored, face.output, self.alpha(face), face.m)
-        if self.sr:
+            paste_face(restored, face.output, self.task.paste_alpha(face.hole, self.options.aligned), face.m)
+        if not self.task.takes_hole:
             return restored, None
         hole = job.user_hole
         if hole is None:
@@ -354,38 +338,20 @@ class PhotoRestorer:
     # ---- 7: the comparison image ------------------------------------------------------------
 
     def compare_image(self, job: PhotoJob, restored: np.ndarray, occluded: np.ndarray | None) -> Image.Image:
-        """Whole photo (input | occluded | restored) above one row per face."""
+        """Whole photo (the task's panels) above one row per face (the task's columns)."""
         from facegan.report import grid_image
 
-        if self.sr:
-            top = [(f"input (bicubic x{self.scale})", job.canvas), ("restored", restored)]
-        else:
-            top = [("input", job.photo), ("occluded", occluded), ("restored", restored)]
+        top = self.task.photo_panels(job.photo, job.canvas, occluded, restored)
         photos = grid_image([(title, _shrink(img)[None]) for title, img in top])
-
-        size = self.size
-        inputs = np.stack([_resize(f.model_input, size, Image.Resampling.NEAREST) for f in job.faces])
-        outputs = np.stack([f.output for f in job.faces])
-        if self.sr:
-            bicubic = np.stack([_resize(f.model_input, size, Image.Resampling.BICUBIC) for f in job.faces])
-            columns = [("face input", inputs), ("bicubic", bicubic), ("restored", outputs)]
-        else:
-            greyed = inputs.copy()
-            for face, img in zip(job.faces, greyed):
-                img[face.hole] = HOLE_GREY
-            columns = [("face", inputs), ("occluded", greyed), ("restored", outputs)]
+        holes = np.stack([f.hole for f in job.faces]) if self.task.takes_hole else None
+        columns = self.task.compare_columns(np.stack([f.model_input for f in job.faces]), holes,
+                                            np.stack([f.output for f in job.faces]))
         per_face = grid_image(columns)
 
         canvas = Image.new("RGB", (max(photos.width, per_face.width), photos.height + per_face.height), "white")
         canvas.paste(photos, (0, 0))
         canvas.paste(per_face, (0, photos.height))
         return canvas
-
-
-def _resize(img: np.ndarray, size: int, resample) -> np.ndarray:
-    if img.shape[0] == size and img.shape[1] == size:
-        return img
-    return np.asarray(Image.fromarray(img).resize((size, size), resample))
 
 
 def _shrink(img: np.ndarray) -> np.ndarray:
@@ -422,7 +388,7 @@ def restore_photos(
     check_restorer(restorer, options)
     source, out_dir = Path(source), Path(out_dir)
     strict = source.is_file()
-    items, no_mask = plan_inputs(source, options, out_dir)
+    items, no_mask = plan_inputs(source, options, out_dir, restorer.task.takes_hole)
     summary = Summary(photos=len(items) + len(no_mask), no_mask=no_mask)
     engine = PhotoRestorer(restorer, options)
     pending: list[PhotoJob] = []

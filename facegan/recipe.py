@@ -1,9 +1,11 @@
-"""Recipes: YAML files validated into a typed :class:`Recipe`.
+"""Recipes: YAML files validated into a typed recipe.
 
 A recipe says which task engine runs and with what data, model, losses and schedule. Its
-``task`` key chooses the schema (a pydantic discriminated union): :class:`InpaintRecipe` or
-:class:`SRRecipe`. Both share the ``data``/``train``/``eval`` keys of :class:`RecipeBase`;
-``model`` and ``loss`` (and a few ``data``/``eval`` keys) are the task's own. Every field has a
+``task`` key chooses the schema (a pydantic discriminated union over the tasks of
+:data:`facegan.engines.tasks.TASKS`); each task's module holds its schema, a subclass of
+:class:`RecipeBase` (``InpaintRecipe`` in :mod:`facegan.engines.inpaint`, ``SRRecipe`` in
+:mod:`facegan.engines.sr`). Every task shares the ``data``/``train``/``eval`` keys defined
+here; ``model`` and ``loss`` (and a few ``data``/``eval`` keys) are the task's own. Every field has a
 docstring: it is what ``facegan keys`` prints and what an error message quotes. Unknown keys
 and wrong types fail with the YAML path and what was expected.
 
@@ -15,6 +17,7 @@ override is checked exactly like a key written in the file. Values are parsed as
 from __future__ import annotations
 
 from pathlib import Path
+import functools
 from typing import Annotated, Any, Literal, Union
 
 import yaml
@@ -49,90 +52,10 @@ class DataConfig(Section):
         return v
 
 
-class InpaintDataConfig(DataConfig):
-    masks: list[str] = ["center", "eyes", "mouth", "box", "freeform"]
-    """Training occlusions; each image gets one, chosen at random: center, half, eyes, mouth, box, freeform, glasses, facemask."""
-
-    @field_validator("masks")
-    @classmethod
-    def _masks(cls, v: list[str]) -> list[str]:
-        from facegan.data.masks import MASK_TYPES
-
-        bad = [m for m in v if m not in MASK_TYPES]
-        if bad or not v:
-            raise ValueError(f"unknown mask type(s) {bad or '[]'}; expected a non-empty list of {', '.join(MASK_TYPES)}")
-        return v
-
-
 def _ordered_range(v: tuple) -> tuple:
     if v[0] > v[1]:
         raise ValueError(f"expected [low, high] with low <= high, got [{v[0]}, {v[1]}]")
     return v
-
-
-class DegradationConfig(Section):
-    """How training faces are degraded into low-resolution inputs (sr); evaluation always uses plain bicubic."""
-
-    blur_sigma: tuple[float, float] = (0.0, 0.0)
-    """Range [low, high] of the Gaussian blur sigma (high-resolution pixels) applied before the bicubic downscale, drawn per image; [0, 0] = no blur (plain bicubic)."""
-    noise_std: tuple[float, float] = (0.0, 0.0)
-    """Range [low, high] of the std of Gaussian noise added to the low-resolution image, on the 0..255 scale, drawn per image; [0, 0] = no noise."""
-    jpeg_quality: tuple[int, int] | None = None
-    """Range [low, high] of the JPEG quality (1..100) the low-resolution image is compressed with, drawn per image; null = no JPEG."""
-
-    @field_validator("blur_sigma", "noise_std")
-    @classmethod
-    def _non_negative(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if min(v) < 0:
-            raise ValueError(f"must be >= 0, got [{v[0]}, {v[1]}]")
-        return _ordered_range(v)
-
-    @field_validator("jpeg_quality")
-    @classmethod
-    def _quality(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is None:
-            return v
-        if min(v) < 1 or max(v) > 100:
-            raise ValueError(f"JPEG quality must be within 1..100, got [{v[0]}, {v[1]}]")
-        return _ordered_range(v)
-
-
-class SRDataConfig(DataConfig):
-    degradation: DegradationConfig = DegradationConfig()
-
-
-class InpaintModelConfig(Section):
-    generator: Literal["context_encoder", "unet"] = "context_encoder"
-    """Generator architecture: context_encoder (the source design: encoder, 8x8 code, transposed-convolution decoder) or unet (skips at every scale, dilated middle, resize-convolution decoder; see docs/models.md)."""
-    width: int = Field(64, ge=4, le=256)
-    """Channels of the generator's first layer; they double per level (64 -> 512 in the source design)."""
-    bottleneck: Literal["channel_fc", "none"] = "channel_fc"
-    """Context-encoder bottleneck: channel_fc (Pathak et al.'s channel-wise fully connected layer, global context) or none."""
-    gated: bool = False
-    """unet only: gated convolutions in the encoder and middle (DeepFill v2; twice their cost)."""
-    discriminator: Literal["patchgan"] = "patchgan"
-    """Discriminator architecture (PatchGAN, logits per patch)."""
-    d_width: int = Field(64, ge=4, le=256)
-    """Channels of the discriminator's first layer."""
-    d_layers: int = Field(3, ge=1, le=5)
-    """Stride-2 layers of the PatchGAN (3 gives 70x70 patches)."""
-
-
-class SRModelConfig(Section):
-    generator: Literal["srresnet"] = "srresnet"
-    """Generator architecture (sr: srresnet, the SRGAN generator)."""
-    scale: Literal[2, 4, 8] = 4
-    """Upscaling factor: the low-resolution input is data.size / scale pixels wide. Stored in checkpoints; a checkpoint only upscales by its own scale."""
-    num_blocks: int = Field(5, ge=1, le=64)
-    """Residual blocks of the SRResNet (5 in the source design, 16 in the SRGAN paper)."""
-    width: int = Field(64, ge=4, le=256)
-    """Channels of the SRResNet's body (64 in SRGAN)."""
-    discriminator: Literal["vgg"] = "vgg"
-    """Discriminator architecture (sr: vgg, SRGAN's 8-conv VGG-style network with a 1x1-conv head, logits)."""
-    d_width: int = Field(64, ge=4, le=256)
-    """Channels of the discriminator's first conv; they double every other layer (64 -> 512 in SRGAN)."""
-    d_head: int = Field(1024, ge=4, le=4096)
-    """Channels of the discriminator's hidden 1x1 conv after pooling (1024 in SRGAN)."""
 
 
 IdentityNetName = Literal["mobilefacenet", "facenet-vggface2", "facenet-casia"]
@@ -149,39 +72,6 @@ class LossConfig(Section):
     """Frozen face-recognition network of the identity loss (mobilefacenet ships with facegan; facenet-vggface2 downloads once)."""
     identity_weights: str | None = None
     """Local path of the identity network's weights (overrides the packaged/cached file)."""
-
-
-class InpaintLossConfig(LossConfig):
-    reconstruction: float = Field(0.8, ge=0)
-    """Weight of the reconstruction loss (inpaint: L1 over the hole, normalised by hole area)."""
-
-
-class SRLossConfig(LossConfig):
-    adversarial: float = Field(0.001, ge=0)
-    """Weight of the non-saturating adversarial loss (BCE on discriminator logits); 0.001 in SRGAN."""
-    identity: float = Field(0.006, ge=0)
-    """Weight of the identity loss 1 - cos(embed(output), embed(ground truth)); 0 turns it off (0.006: the source's best visual quality, 0.6: its best identity similarity)."""
-    pixel: float = Field(1.0, ge=0)
-    """Weight of the pixel loss between output and ground truth (loss.pixel_type; on [-1, 1] images)."""
-    pixel_type: Literal["mse", "l1"] = "mse"
-    """Pixel loss: mse (SRGAN / SRResNet) or l1."""
-    content: float = Field(0.006, ge=0)
-    """Weight of the content loss: MSE of VGG19 features (loss.content_layer) of output and ground truth, SRGAN's naming; 0 turns it off (and needs no VGG19 weights)."""
-    content_layer: str = "conv5_4"
-    """VGG19 layer of the content loss, torchvision naming: convB_I (before the ReLU, as in SRGAN) or reluB_I, e.g. conv5_4, relu2_2."""
-    tv: float = Field(2e-8, ge=0)
-    """Weight of the total-variation loss: mean squared difference of vertically plus horizontally adjacent output pixels (2e-8 in the source)."""
-    vgg_weights: str | None = None
-    """Local path of torchvision's VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the content loss; else $FACEGAN_WEIGHTS_VGG19, the torch hub cache, or a one-time download."""
-
-    @field_validator("content_layer")
-    @classmethod
-    def _layer(cls, v: str) -> str:
-        from facegan.models.perceptual import VGG19_LAYERS
-
-        if v not in VGG19_LAYERS or v.startswith("pool"):
-            raise ValueError(f"unknown VGG19 layer {v!r}; expected convB_I or reluB_I, e.g. conv5_4, relu5_4, conv2_2")
-        return v
 
 
 class TrainConfig(Section):
@@ -238,13 +128,6 @@ class EvalConfig(Section):
     """Score only the first N images of the split."""
 
 
-class InpaintEvalConfig(EvalConfig):
-    mask: str = "center"
-    """Occlusion used for evaluation (deterministic per image): a mask type or a PNG file."""
-    seed: int = 0
-    """Seed of the evaluation masks: image i's mask depends only on (mask, i, seed)."""
-
-
 class RecipeBase(Section):
     """What every recipe holds; :class:`InpaintRecipe` and :class:`SRRecipe` add their task's keys."""
 
@@ -261,28 +144,24 @@ class RecipeBase(Section):
     eval: EvalConfig = EvalConfig()
 
 
-class InpaintRecipe(RecipeBase):
-    task: Literal["inpaint"]
-    """Task engine: inpaint (occluded faces) or sr (super-resolution ×2/×4/×8); it decides which model and loss keys exist."""
-    data: InpaintDataConfig = InpaintDataConfig()
-    model: InpaintModelConfig = InpaintModelConfig()
-    loss: InpaintLossConfig = InpaintLossConfig()
-    eval: InpaintEvalConfig = InpaintEvalConfig()
+#: A validated recipe: an instance of its task's :class:`RecipeBase` subclass.
+Recipe = RecipeBase
 
 
-class SRRecipe(RecipeBase):
-    task: Literal["sr"]
-    """Task engine: inpaint (occluded faces) or sr (super-resolution ×2/×4/×8); it decides which model and loss keys exist."""
-    data: SRDataConfig = SRDataConfig()
-    model: SRModelConfig = SRModelConfig()
-    loss: SRLossConfig = SRLossConfig()
+def recipe_types() -> dict[str, type[RecipeBase]]:
+    """The recipe schema of each task, by its ``task`` value."""
+    from facegan.engines.tasks import recipe_types as of_tasks
+
+    return of_tasks()
 
 
-#: The recipe of each task, by its ``task`` value.
-RECIPE_TYPES: dict[str, type[RecipeBase]] = {"inpaint": InpaintRecipe, "sr": SRRecipe}
-#: A validated recipe: the class is chosen by the ``task`` key (a pydantic discriminated union).
-Recipe = Annotated[Union[InpaintRecipe, SRRecipe], Field(discriminator="task")]
-_RECIPE_ADAPTER = TypeAdapter(Recipe)
+@functools.cache
+def _recipe_adapter() -> TypeAdapter:
+    """The discriminated union of every task's recipe (built on first use, not at import)."""
+    types = tuple(recipe_types().values())
+    if len(types) == 1:
+        return TypeAdapter(types[0])
+    return TypeAdapter(Annotated[Union[types], Field(discriminator="task")])
 
 
 # --------------------------------------------------------------------------- loading
@@ -331,7 +210,7 @@ def _format_error(source: str, err: ValidationError) -> str:
     root, loc = _strip_tag(first["loc"])
     where = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
     msg = first["msg"].removeprefix("Value error, ")
-    tasks = ", ".join(RECIPE_TYPES)
+    tasks = ", ".join(recipe_types())
     if first["type"] == "extra_forbidden":
         section = _section_for(root, loc[:-1])
         known = ", ".join(section.model_fields) if section else ""
@@ -359,8 +238,9 @@ def _strip_tag(loc: tuple) -> tuple[type[BaseModel] | None, tuple]:
     Errors inside a discriminated union carry the task tag first (``('sr', 'loss', 'x')``):
     it names the recipe class and is not part of the YAML path.
     """
-    if loc and str(loc[0]) in RECIPE_TYPES:
-        return RECIPE_TYPES[str(loc[0])], tuple(loc[1:])
+    types = recipe_types()
+    if loc and str(loc[0]) in types:
+        return types[str(loc[0])], tuple(loc[1:])
     return None, tuple(loc)
 
 
@@ -376,12 +256,12 @@ def _section_for(root: type[BaseModel] | None, loc: tuple) -> type[BaseModel] | 
     return model
 
 
-def validate_recipe(raw: Any, source: str = "recipe") -> InpaintRecipe | SRRecipe:
+def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
     """Validate a raw mapping into its task's recipe; FaceganError with the YAML path on any problem."""
     if not isinstance(raw, dict):
         raise FaceganError(f"{source}: a recipe is a YAML mapping (task: ..., data: ..., ...)")
     try:
-        return _RECIPE_ADAPTER.validate_python(raw)
+        return _recipe_adapter().validate_python(raw)
     except ValidationError as err:
         raise FaceganError(_format_error(source, err)) from None
 
@@ -432,7 +312,7 @@ def _task_keys(task: str) -> list[tuple[str, str, str]]:
             default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
             rows.append((prefix + name, default, field.description or ""))
 
-    walk(RECIPE_TYPES[task], "")
+    walk(recipe_types()[task], "")
     return rows
 
 
@@ -440,7 +320,8 @@ def describe_keys_by_task() -> list[tuple[str, str, str, str]]:
     """(key, tasks, default, description) for `facegan keys`: a key that is the same in every
     task is listed once with tasks ``all``; one whose default or meaning differs is listed per task."""
     seen: dict[tuple[str, str, str], list[str]] = {}
-    for task in RECIPE_TYPES:
+    types = recipe_types()
+    for task in types:
         for row in _task_keys(task):
             seen.setdefault(row, []).append(task)
     sections = list(RecipeBase.model_fields)
@@ -451,7 +332,7 @@ def describe_keys_by_task() -> list[tuple[str, str, str, str]]:
         return (sections.index(top) if top in sections else len(sections), order[row])
 
     rows = sorted(seen, key=sort_key)
-    return [(k, "all" if len(seen[(k, d, doc)]) == len(RECIPE_TYPES) else ", ".join(seen[(k, d, doc)]), d, doc)
+    return [(k, "all" if len(seen[(k, d, doc)]) == len(types) else ", ".join(seen[(k, d, doc)]), d, doc)
             for k, d, doc in rows]
 
 
@@ -459,7 +340,8 @@ def describe_keys(task: str | None = None) -> list[tuple[str, str, str]]:
     """(key, default, description) for every key of ``task``'s recipes (None: of every task;
     a key whose default or meaning differs between tasks then appears once per task)."""
     if task is not None:
-        if task not in RECIPE_TYPES:
-            raise FaceganError(f"unknown task {task!r}; expected one of: {', '.join(RECIPE_TYPES)}")
+        types = recipe_types()
+        if task not in types:
+            raise FaceganError(f"unknown task {task!r}; expected one of: {', '.join(types)}")
         return _task_keys(task)
     return [(k, d, doc) for k, _, d, doc in describe_keys_by_task()]

@@ -12,6 +12,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 
+#: Grey level that marks a hole in pictures (occluded panels, comparison images).
+HOLE_GREY = 128
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file beside ``path`` and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,14 +145,26 @@ def _save_fig(fig, path: Path) -> Path:
     return path
 
 
-def metrics_table(title: str, rows: Sequence[tuple[str, dict[str, float]]], columns: Sequence[tuple[str, str, str]], caption: str = ""):
-    """A rich Table: one row per (label, metrics); columns are (key, header, format)."""
+def metrics_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str = ""):
+    """A rich Table: one row per (label, {metric: Estimate}); columns are (key, header, format).
+
+    Each cell is ``mean ± half-width`` of the estimate's 95% interval (the same format for
+    both), or ``-`` when the row has no such metric.
+    """
+    import math
+
     from rich.table import Table
 
     table = Table(title=title, caption=caption, caption_justify="left")
     table.add_column("")
     for _, header, _ in columns:
         table.add_column(header, justify="right")
+
+    def cell(est, fmt: str) -> str:
+        if est is None:
+            return "-"
+        return fmt.format(est.mean) + ("" if math.isnan(est.half) else f" ± {fmt.format(est.half)}")
+
     for label, values in rows:
-        table.add_row(label, *[(fmt.format(values[k]) if k in values else "-") for k, _, fmt in columns])
+        table.add_row(label, *[cell(values.get(k), fmt) for k, _, fmt in columns])
     return table

@@ -1,8 +1,9 @@
-"""Restoring faces with a trained generator: :class:`Restorer`.
+"""Restoring aligned faces with a trained generator: :class:`Restorer`.
 
-A :class:`Restorer` wraps a checkpoint's EMA generator and works on *aligned* faces at the
-model's resolution (uint8 arrays in, uint8 arrays out): :meth:`Restorer.inpaint` fills holes,
-:meth:`Restorer.upscale` super-resolves. `facegan restore` (:mod:`facegan.photo`) finds,
+A :class:`Restorer` holds a checkpoint's EMA generator and its task
+(:class:`facegan.engines.task.Task`), and restores *aligned* faces: uint8 arrays in, uint8
+arrays out, through the task's :meth:`~facegan.engines.task.Task.infer` (inpainting fills the
+given holes, super-resolution upscales). `facegan restore` (:mod:`facegan.photo`) finds,
 aligns and pastes faces back around it, for aligned crops (``--aligned``) and whole photos.
 """
 
@@ -13,36 +14,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facegan.errors import FaceganError
 
-
-def find_checkpoint(checkpoint: str | Path | None, task: str, runs_dir: Path, console=None,
-                    scale: int | None = None) -> dict:
+def find_checkpoint(checkpoint: str | Path | None, task: str, runs_dir: Path, console=None, **options) -> dict:
     """Load ``checkpoint`` (file or run folder), or the newest run of ``task`` in ``runs_dir``.
 
-    ``scale`` (sr) picks the newest run of that scale, and refuses a checkpoint of another one.
+    ``options`` are the task options asked for (e.g. ``scale=2`` picks the newest ×2 run and
+    refuses a checkpoint of another scale).
     """
     from facegan.engines.checkpoint import load_checkpoint, newest_run_checkpoint
 
     if checkpoint is None:
-        path = newest_run_checkpoint(runs_dir, task, scale)
+        path = newest_run_checkpoint(runs_dir, task, **options)
         if console is not None:
             console.print(f"using the newest {task} run: {path.parent.parent} (pass --checkpoint to choose)")
         checkpoint = path
-    return load_checkpoint(checkpoint, task=task, scale=scale)
+    return load_checkpoint(checkpoint, task=task, **options)
 
 
 class Restorer:
-    """A checkpoint's generator (EMA weights) applied to aligned faces."""
+    """A checkpoint's generator (EMA weights) and task, applied to aligned faces."""
 
     def __init__(self, ckpt: dict, device: str | torch.device = "auto") -> None:
         from facegan.engines.checkpoint import build_eval_generator
         from facegan.engines.runtime import pick_device
+        from facegan.engines.tasks import make_task
+        from facegan.recipe import validate_recipe
 
         self.ckpt = ckpt
-        self.task = ckpt["task"]
-        self.size = int(ckpt["size"])
-        self.scale = ckpt.get("scale")
+        self.task = make_task(validate_recipe(ckpt["recipe"], source=f"{ckpt.get('path', 'checkpoint')} (stored recipe)"))
         points = (ckpt.get("template") or {}).get("points")
         self.template = np.asarray(points, dtype=np.float64) if points else None
         self.device = pick_device(str(device))
@@ -50,67 +49,41 @@ class Restorer:
 
     @classmethod
     def find(cls, task: str, checkpoint: str | Path | None = None, runs_dir: str | Path = "runs",
-             device: str = "auto", console=None, scale: int | None = None) -> "Restorer":
-        """The checkpoint (or newest run of ``task``, and of ``scale`` for sr) as a Restorer."""
-        return cls(find_checkpoint(checkpoint, task, Path(runs_dir), console, scale), device)
+             device: str = "auto", console=None, **options) -> "Restorer":
+        """The checkpoint (or the newest run of ``task`` serving ``options``) as a Restorer."""
+        return cls(find_checkpoint(checkpoint, task, Path(runs_dir), console, **options), device)
+
+    @property
+    def size(self) -> int:
+        """Side of the restored faces."""
+        return self.task.size
+
+    @property
+    def scale(self) -> int | None:
+        """How many times larger the restored faces are than the input ones (None: the same)."""
+        return self.task.scale
 
     @property
     def input_size(self) -> int:
-        """Side of the faces the generator takes: the model's size, or size / scale for sr."""
-        return self.size // int(self.scale) if self.scale else self.size
+        """Side of the faces the generator takes (size / scale for super-resolution)."""
+        return self.task.input_size
 
-    def template_landmarks(self, n: int = 1) -> torch.Tensor:
-        """(n,5,2) template landmarks at the model's size (an aligned face's landmarks)."""
-        from facegan.geometry import template_points
+    def restore(self, faces: np.ndarray, holes: np.ndarray | torch.Tensor | None = None,
+                batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """Restore aligned faces, ``batch_size`` per generator call.
 
-        pts = torch.tensor(template_points(self.size, self.template), dtype=torch.float32)
-        return pts[None].expand(n, -1, -1).clone()
-
-    def named_masks(self, kind: str, landmarks: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
-        """Canonical ``kind`` masks (n,1,S,S) placed from ``landmarks`` (default: the template)."""
-        from facegan.data.masks import eval_masks
-
-        lms = self.template_landmarks() if landmarks is None else landmarks
-        return eval_masks(kind, list(range(len(lms))), self.size, landmarks=lms.cpu(), seed=seed)
-
-    @torch.no_grad()
-    def inpaint(self, faces: np.ndarray, masks: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Fill the holes of aligned faces.
-
-        ``faces``: (N,S,S,3) uint8 at the model's size; ``masks``: (N,1,S,S), 1 = hole.
-        Returns (raw generator output, composite), both (N,S,S,3) uint8.
+        ``faces``: uint8 (N,s,s,3) at :attr:`input_size`, aligned on the model's template;
+        ``holes`` (N,S,S) or (N,1,S,S), 1 = hole, for a task that takes holes. Returns
+        (raw generator output, result), both uint8 (N,S,S,3).
         """
-        from facegan.data.loader import to_model_range
-        from facegan.metrics import to_uint8
-
-        if self.task != "inpaint":
-            raise FaceganError(f"{self.ckpt.get('path')} is a '{self.task}' checkpoint, not 'inpaint'")
-        if faces.shape[1:3] != (self.size, self.size):
-            raise ValueError(f"faces must be {self.size}x{self.size}, got {faces.shape[1:3]}")
-        x = to_model_range(torch.from_numpy(np.array(faces, dtype=np.uint8)).to(self.device))
-        m = masks.to(self.device, torch.float32)
-        raw = self.gen(x * (1 - m), m).float().clamp(-1, 1)
-        return to_uint8(raw), to_uint8(raw * m + x * (1 - m))
-
-    @torch.no_grad()
-    def upscale(self, faces: np.ndarray, batch_size: int = 16) -> np.ndarray:
-        """Super-resolve aligned low-resolution faces.
-
-        ``faces``: (N,s,s,3) uint8 with s = size / scale (:attr:`input_size`), aligned on the
-        model's template. Returns (N,size,size,3) uint8.
-        """
-        from facegan.data.loader import to_model_range
-        from facegan.metrics import to_uint8
-
-        if self.task != "sr":
-            raise FaceganError(f"{self.ckpt.get('path')} is a '{self.task}' checkpoint, not 'sr'")
         faces = np.asarray(faces)
-        s = self.input_size
-        if faces.ndim != 4 or faces.shape[1:] != (s, s, 3):
-            raise ValueError(f"faces must be (N,{s},{s},3) uint8 for this x{self.scale} model, got {faces.shape}")
-        out = []
+        if len(faces) == 0:
+            empty = np.zeros((0, self.size, self.size, 3), np.uint8)
+            return empty, empty.copy()
+        raws, results = [], []
         for start in range(0, len(faces), batch_size):
-            chunk = np.array(faces[start : start + batch_size], dtype=np.uint8)
-            x = to_model_range(torch.from_numpy(chunk).to(self.device))
-            out.append(to_uint8(self.gen(x).float().clamp(-1, 1)))
-        return np.concatenate(out) if out else np.zeros((0, self.size, self.size, 3), np.uint8)
+            part = None if holes is None else holes[start : start + batch_size]
+            raw, result = self.task.infer(self.gen, faces[start : start + batch_size], part)
+            raws.append(raw)
+            results.append(result)
+        return np.concatenate(raws), np.concatenate(results)

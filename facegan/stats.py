@@ -1,4 +1,4 @@
-"""Statistics for comparing runs image by image (DESIGN §4, "Ablations").
+"""Statistics for comparing runs image by image (docs/design.md, "Comparing runs").
 
 Every run of a study is scored on the same test images with the same holes, so two variants
 can be compared *paired*: per test image, variant minus baseline. That removes the large

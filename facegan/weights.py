@@ -1,4 +1,4 @@
-"""Where pretrained weights come from, and how they are checked (DESIGN section 5).
+"""Where pretrained weights come from, and how they are checked (docs/design.md, "Weights").
 
 Every pretrained network facegan uses has one :class:`WeightSpec` in :data:`WEIGHTS`.
 :func:`resolve_weights` finds its file, first match wins:

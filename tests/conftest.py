@@ -8,14 +8,11 @@ MobileFaceNet weights).
 
 from __future__ import annotations
 
-import io
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACEGAN_SHARED", REPO.parent / "shared"))
+from helpers import SHARED, tiny_recipe
 
 
 @pytest.fixture(scope="session")
@@ -47,33 +44,12 @@ def pytest_collection_modifyitems(config, items):
 
 # --------------------------------------------------------------------------- tiny real runs
 
-TINY = [
-    "data.size=64",
-    "model.width=8",
-    "model.d_width=8",
-    "train.batch=4",
-    "train.steps=6",
-    "train.log_every=2",
-    "train.sample_every=3",
-    "train.checkpoint_every=3",
-    "train.lr_g=1e-3",
-    "loss.identity_net=mobilefacenet",
-    "loss.identity=0.1",
-]
-
-
 @pytest.fixture(scope="session")
 def sample_data(tmp_path_factory) -> Path:
     """The bundled sample faces, packed at 64 px (MTCNN + alignment: the real pipeline)."""
     from facegan.data.prepare import prepare_sample
 
     return prepare_sample(tmp_path_factory.mktemp("data") / "sample64", size=64)
-
-
-def tiny_recipe(data: Path, *extra: str):
-    from facegan.recipe import load_recipe
-
-    return load_recipe(REPO / "recipes" / "quickstart_inpaint.yaml", [*TINY, f"data.path={data}", *extra])
 
 
 @pytest.fixture(scope="session")
@@ -84,16 +60,6 @@ def tiny_run(sample_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_recipe(sample_data), out)
     return out
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def recording_console(width: int = 200):
-    """A rich console that records into a string (read it with ``.file.getvalue()``)."""
-    from rich.console import Console
-
-    return Console(file=io.StringIO(), width=width, force_terminal=False)
 
 
 @pytest.fixture

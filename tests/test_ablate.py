@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY
+from helpers import REPO, TINY
 from typer.testing import CliRunner
 
 from facegan.ablate import RunScores, summarize

@@ -7,7 +7,7 @@ import sys
 
 from typer.testing import CliRunner
 
-from conftest import REPO, TINY
+from helpers import REPO, TINY
 from facegan import __version__
 from facegan.cli import app
 

@@ -58,7 +58,7 @@ def sk_psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def sk_ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """The DESIGN §4 reference; colour images per channel, Y (2-D float) images directly."""
+    """The docs/design.md reference; colour images per channel, Y (2-D float) images directly."""
     return structural_similarity(
         a,
         b,

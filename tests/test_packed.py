@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facegan.data import packed
-from facegan.data.packed import PackedDataset, SplitArrays, existing_inputs_hash, write_packed
+from facegan.data import packed_writer
+from facegan.data.packed import PackedDataset, existing_inputs_hash
+from facegan.data.packed_writer import SplitArrays, write_packed
 from facegan.errors import FaceganError
 from facegan.geometry import TEMPLATE, TEMPLATE_NAME
 
@@ -124,14 +125,14 @@ def test_failure_mid_write_leaves_output_untouched(tmp_path, monkeypatch, existi
         before = {p.relative_to(out): p.read_bytes() for p in out.rglob('*') if p.is_file()}
     calls = []
 
-    def failing_csv(path, split):
-        calls.append(path)
+    def failing_close(stream):
+        calls.append(stream.name)
         if len(calls) == 2:  # after train.npy, train.csv and val.npy are on disk
             raise RuntimeError("disk full")
-        return original(path, split)
+        return original(stream)
 
-    original = packed._write_csv
-    monkeypatch.setattr(packed, "_write_csv", failing_csv)
+    original = packed_writer._SplitStream.close
+    monkeypatch.setattr(packed_writer._SplitStream, "close", failing_close)
     with pytest.raises(RuntimeError, match="disk full"):
         write_packed(out, make_splits(1), META, force=True)
     assert leftovers(tmp_path) == []

@@ -8,16 +8,14 @@ import numpy as np
 import pytest
 
 from facegan import faces
-from facegan.geometry import apply_affine, invert_affine
+from facegan.geometry import apply_affine, compose, invert_affine, resize_matrix
 from facegan.pasteback import (
     border_alpha,
     canvas_window,
-    compose,
     hole_alpha,
     hole_on_canvas,
     mask_to_aligned,
     paste_face,
-    resize_matrix,
 )
 
 PHOTO = Path(faces.__file__).parent / "assets" / "sample_faces" / "deepface" / "img11.jpg"

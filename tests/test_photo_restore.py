@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import REPO
+from helpers import REPO
 from facegan import faces
 from facegan.cli import app
 from facegan.errors import FaceganError, NoFaceError
@@ -87,7 +87,7 @@ def _window_diff(a: np.ndarray, b: np.ndarray, point: np.ndarray, r: int = 2) ->
 
 def test_group_photo_faces_found_largest_first_with_landmarks_on_the_eyes(group):
     path, pupils = group
-    found = faces.detect_photo_faces(faces.load_photo(path))
+    found = faces.find_faces(faces.load_photo(path))
     assert len(found) == 3
     assert found[0].area > found[1].area > found[2].area
     for face, want in zip(found, pupils):  # GROUP is listed largest first
@@ -102,7 +102,7 @@ def test_tiny_photo_is_detected_on_an_enlarged_copy():
     tiny = crop.resize((16, round(crop.height * f)), Image.Resampling.LANCZOS)  # eyes ~6 px apart
     with pytest.raises(ValueError):
         faces.detect_faces([tiny])  # MTCNN alone cannot even run on it
-    found = faces.detect_photo_faces(tiny)
+    found = faces.find_faces(tiny)
     assert len(found) == 1
     want = (PUPILS["img11.jpg"] - [50, 20] + 0.5) * f - 0.5
     assert np.linalg.norm(found[0].landmarks[:2] - want, axis=1).max() < 1.0
@@ -336,8 +336,6 @@ def test_options():
 def tiny_sr_run(sample_data, tmp_path_factory) -> Path:
     """A few-step SR run on the sample faces, or a skip while facegan has no SR engine."""
     recipe_path = REPO / "recipes" / "quickstart_sr.yaml"
-    if not hasattr(Restorer, "upscale"):
-        pytest.skip("facegan has no super-resolution restorer yet (Restorer.upscale)")
     if not recipe_path.is_file():
         pytest.skip("recipes/quickstart_sr.yaml is not there yet")
     from facegan.engines.gan import train
@@ -382,10 +380,17 @@ class _BicubicUpscaler:
     a face pasted back one pixel off would show errors of tens of grey levels.
     """
 
-    task, size, scale, input_size, template, device, ckpt = "sr", 256, 2, 128, None, "cpu", {}
+    template, device, ckpt = None, "cpu", {}
 
-    def upscale(self, faces: np.ndarray, batch_size: int = 16) -> np.ndarray:
-        return np.stack([np.asarray(Image.fromarray(f).resize((256, 256), Image.Resampling.BICUBIC)) for f in faces])
+    def __init__(self) -> None:
+        from facegan.engines.tasks import make_task
+        from facegan.recipe import load_recipe
+
+        self.task = make_task(load_recipe(REPO / "recipes" / "quickstart_sr.yaml", ["data.size=256", "model.scale=2"]))
+
+    def restore(self, faces: np.ndarray, holes=None, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        up = np.stack([np.asarray(Image.fromarray(f).resize((256, 256), Image.Resampling.BICUBIC)) for f in faces])
+        return up, up
 
 
 def test_sr_paste_back_geometry(tmp_path):
@@ -399,3 +404,22 @@ def test_sr_paste_back_geometry(tmp_path):
     assert after.shape == (160, 160, 3)
     assert 0.1 < (diff > 0).any(-1).mean() < 0.9  # the face was replaced, the rest was not
     assert diff.mean() < 0.5 and diff.max() <= 12
+
+
+# ---- one detection policy ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("photo", ["deepface/img11.jpg", "facenet_pytorch/kate_siegel.png"])
+def test_prepare_folder_and_restore_align_a_photo_identically(restorer, tmp_path, photo):
+    """Training data and users' photos go through one detection-and-alignment function."""
+    from facegan.data.folder import prepare_folder
+    from facegan.data.packed import PackedDataset
+    from facegan.data.prepare import SAMPLE_DIR
+    from facegan.photo import PhotoItem, PhotoRestorer
+
+    (tmp_path / "photos" / "alice").mkdir(parents=True)
+    shutil.copy(SAMPLE_DIR / photo, tmp_path / "photos" / "alice" / Path(photo).name)
+    out = prepare_folder(tmp_path / "photos", tmp_path / "ds", size=restorer.size, workers=1, fractions=(1.0, 0.0, 0.0))
+    packed = PackedDataset(out).split("train").images[0]
+    job = PhotoRestorer(restorer, RestoreOptions(task="inpaint")).prepare(PhotoItem(SAMPLE_DIR / photo, "eyes"))
+    assert np.array_equal(job.faces[0].model_input, packed)

@@ -23,7 +23,7 @@ from facegan.errors import FaceganError
 from facegan.faces import align_face
 from facegan.geometry import CELEBA_SQUARE_BOX, template_points
 from test_prepare_celeba import LANDMARKS, PARTITION_OF, SUBSET, identities, plain
-from conftest import recording_console
+from helpers import recording_console
 
 SIZE = 64
 HQ_SIDE = 256

@@ -21,7 +21,7 @@ from facegan.data.splits import parse_fractions, seeded_split
 from facegan.errors import FaceganError
 from facegan.geometry import template_points
 from test_prepare_celeba import plain
-from conftest import recording_console
+from helpers import recording_console
 
 SIZE = 48
 FRACTIONS = (0.5, 0.25, 0.25)

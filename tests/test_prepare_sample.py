@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from facegan.data.packed import PackedDataset
-from facegan.data.prepare import SAMPLE_DIR, align_photos, prepare_sample, read_sample_manifest
+from facegan.data.extract import Operation, Source, Task, run_task
+from facegan.data.prepare import SAMPLE_DIR, prepare_sample, read_sample_manifest
 from facegan.errors import FaceganError
 from facegan.geometry import template_points
-from conftest import recording_console
+from helpers import recording_console
 
 SIZE = 64
 
@@ -65,7 +66,7 @@ def test_counts_identities_and_meta(prepared, manifest):
     ds = PackedDataset(out)
     assert ds.size == SIZE and ds.split_names == ["train", "val", "test"]
     meta = ds.meta
-    assert meta["source"] == "sample" and meta["sample"]["skipped"] == []
+    assert meta["source"] == "sample" and meta["skipped"]["count"] == 0
     for key in ("format", "format_version", "facegan_version", "template", "crop", "splits",
                 "inputs_sha256", "created"):
         assert key in meta
@@ -113,22 +114,23 @@ def test_a_different_dataset_needs_force(prepared):
     assert PackedDataset(out).size == SIZE
 
 
-def test_align_photos_skips_what_it_cannot_use(tmp_path):
+def test_detection_skips_what_it_cannot_use(tmp_path):
+    """The sample is packed by the same ``detect`` operation as any folder of photos."""
     (tmp_path / "text.jpg").write_text("not a photo")
     from PIL import Image
 
     Image.new("RGB", (80, 60), (90, 90, 90)).save(tmp_path / "blank.png")
     good = SAMPLE_DIR / "deepface" / "img20.jpg"
-    done = []
-    result = align_photos([(tmp_path / "text.jpg", "a"), (tmp_path / "blank.png", "b"),
-                           (good, "c")], 32, progress=lambda d, t: done.append((d, t)))
-    assert result.items == [(good, "c")]
-    assert len(result.images) == 1 and result.images[0].shape == (32, 32, 3)
-    assert result.landmarks[0].shape == (5, 2)
-    reasons = dict(result.skipped)
-    assert "is not an image" in reasons[tmp_path / "text.jpg"]
-    assert reasons[tmp_path / "blank.png"] == "no face found"
-    assert done[-1] == (3, 3)
+    sources = [Source(str(tmp_path / "text.jpg"), "text.jpg", "a"), Source(str(tmp_path / "blank.png"), "blank.png", "b"),
+               Source(str(good), "img20.jpg", "c")]
+    result = run_task(Task("train", Operation("detect", 32, exif=True), sources))
+    assert [(f.name, f.identity) for f in result.faces] == [("img20.jpg", "c")]
+    assert result.faces[0].image.shape == (32, 32, 3)
+    assert result.faces[0].landmarks.shape == (5, 2)
+    reasons = {p.name: p.reason for p in result.problems}
+    assert "not an image" in reasons["text.jpg"]
+    assert reasons["blank.png"] == "no face found"
+    assert result.sources == 3
 
 
 def test_manifest_csv_parses_with_the_documented_columns():

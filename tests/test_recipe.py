@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from facegan.cli import app
 from facegan.errors import FaceganError
+from facegan.engines.inpaint import InpaintRecipe
+from facegan.engines.sr import SRRecipe
 from facegan.recipe import (
-    InpaintRecipe,
-    SRRecipe,
     apply_overrides,
     describe_keys,
     describe_keys_by_task,

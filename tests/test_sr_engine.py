@@ -15,13 +15,13 @@ from PIL import Image
 from rich.console import Console
 from typer.testing import CliRunner
 
-from conftest import REPO
+from helpers import REPO
 from facegan import weights
 from facegan.cli import app
 from facegan.data import degrade
 from facegan.data.loader import to_model_range
 from facegan.data.packed import PackedDataset
-from facegan.engines import gan
+from facegan.engines import gan, runlog
 from facegan.engines.checkpoint import atomic_torch_save, build_eval_generator, load_checkpoint
 from facegan.errors import FaceganError
 from facegan.evaluate import evaluate
@@ -100,7 +100,7 @@ def test_warmup_only_never_trains_the_discriminator(sample_data, tmp_path):
 
 def test_collapsed_discriminator_is_reported(sample_data, tmp_path, monkeypatch):
     # A discriminator that cannot learn (lr_d ~ 0) gives D(x) = D(G(z)): the source's failure.
-    monkeypatch.setattr(gan, "COLLAPSE_GRACE", 2)
+    monkeypatch.setattr(runlog, "COLLAPSE_GRACE", 2)
     out = io.StringIO()
     run = tmp_path / "collapse"
     gan.train(sr_recipe(sample_data, "train.steps=12", "train.lr_d=1e-12", "model.scale=2"), run,
@@ -109,7 +109,7 @@ def test_collapsed_discriminator_is_reported(sample_data, tmp_path, monkeypatch)
     assert "the discriminator has collapsed and the adversarial term gives no signal" in text
     flushed = [r for r in _records(run) if "d_collapsed" in r]
     assert [r["step"] for r in flushed] == [8, 12]  # the first interval (steps 1-4) is warm-up
-    assert all(r["d_collapsed"] and r["d_gap"] < gan.COLLAPSE_GAP for r in flushed)
+    assert all(r["d_collapsed"] and r["d_gap"] < runlog.COLLAPSE_GAP for r in flushed)
 
 
 def test_resume_across_the_warmup_continues_exactly(sample_data, tmp_path):
@@ -153,7 +153,7 @@ def test_eval_reports_model_and_bicubic(sr_runs, tmp_path):
     keys = {"psnr", "ssim", "psnr_y", "ssim_y", "id_cos"}
     assert set(data["metrics"]) == keys and set(data["bicubic"]) == keys
     assert data["reference"]["metrics"] == data["bicubic"]
-    assert data["scale"] == 4 and data["task"] == "sr" and data["n_images"] == 6 and data["mask"] is None
+    assert data["scale"] == 4 and data["task"] == "sr" and data["n_images"] == 6 and data.get("mask") is None
     with open(data["per_image_csv"]) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6 and abs(np.mean([float(r["psnr_y"]) for r in rows]) - data["metrics"]["psnr_y"]) < 1e-5
@@ -161,7 +161,7 @@ def test_eval_reports_model_and_bicubic(sr_runs, tmp_path):
 
 
 def _skimage_scores(out_u8: np.ndarray, gt_u8: np.ndarray, crop: int) -> dict[str, float]:
-    """PSNR/SSIM on RGB and Y computed with scikit-image only (DESIGN §4 conventions)."""
+    """PSNR/SSIM on RGB and Y computed with scikit-image only (docs/design.md conventions)."""
     from skimage.color import rgb2ycbcr
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
@@ -179,7 +179,7 @@ def _skimage_scores(out_u8: np.ndarray, gt_u8: np.ndarray, crop: int) -> dict[st
 
 @pytest.mark.parametrize("scale", [2, 8])
 def test_eval_metrics_equal_scikit_image(sr_runs, sample_data, tmp_path, scale):
-    summary = evaluate(sr_runs[scale], device="cpu", out_dir=tmp_path)
+    summary = evaluate(sr_runs[scale], device="cpu", out_dir=tmp_path).summary
     gt = np.array(PackedDataset(sample_data).split("test").images)
     hr = to_model_range(torch.from_numpy(gt))
     lr = degrade.bicubic_lr(hr, scale)
@@ -258,12 +258,12 @@ def test_restore_upsamples_an_aligned_face(sr_runs, sample_data, tmp_path):
     restorer = Restorer.find("sr", sr_runs[4], device="cpu")
     assert restorer.input_size == 16
     lr = np.asarray(Image.open(lr_path))
-    up = restorer.upscale(lr[None])
+    up = restorer.restore(lr[None])[1]
     # the aligned face is the whole photo: its centre is the model's output (the border is feathered)
     assert np.abs(up[0, 8:56, 8:56].astype(int) - out[8:56, 8:56]).max() <= 1
-    assert restorer.upscale(np.repeat(lr[None], 3, 0), batch_size=2).shape == (3, 64, 64, 3)
+    assert restorer.restore(np.repeat(lr[None], 3, 0), batch_size=2)[1].shape == (3, 64, 64, 3)
     with pytest.raises(ValueError, match=r"\(N,16,16,3\)"):
-        restorer.upscale(hr[None])
+        restorer.restore(hr[None])
 
 
 def test_restore_other_sizes_give_scale_times_the_input(sr_runs, sample_data, tmp_path):

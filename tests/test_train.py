@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import tiny_recipe
+from helpers import tiny_recipe
 from facegan.engines.checkpoint import load_checkpoint
 from facegan.engines.gan import train
 from facegan.errors import FaceganError

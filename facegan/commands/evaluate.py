@@ -11,13 +11,15 @@ from facegan.commands.common import console as _console
 from facegan.commands.common import user_errors
 
 METRICS_HELP = (
-    "Metrics (DESIGN §4): images quantised to uint8; per-image values, then the mean. "
+    "Metrics (docs/design.md): images quantised to uint8; per-image values, then the mean. "
     "PSNR = 10 log10(255²/MSE) in float64; SSIM with an 11x11 Gaussian window (σ 1.5), valid region, "
     "per RGB channel then mean. Inpainting scores the composite (output inside the hole, input outside) "
     "over the whole image, plus hole L1 x100 (0..1 scale) and hole-only PSNR. Super-resolution reduces each "
     "face by the checkpoint's scale (antialiased bicubic, 8-bit), crops `scale` pixels per border, and adds "
     "PSNR-Y/SSIM-Y on Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255 (MATLAB rgb2ycbcr); plain bicubic "
-    "upscaling is scored beside it. Identity: cosine of L2-normalised embeddings of output and ground truth."
+    "upscaling is scored beside it. Inpainting is also scored against the hole left grey and scikit-image's "
+    "biharmonic fill. Every row: mean ± 95% Student-t confidence interval over images. "
+    "Identity: cosine of L2-normalised embeddings of output and ground truth."
 )
 
 HELP = ("Score a run's EMA generator on fixed inputs (inpaint: masks; sr: bicubic reductions): "
@@ -36,13 +38,16 @@ def eval_(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary JSON here."),
     identity_net: Optional[str] = typer.Option(None, "--identity-net", help="Network scoring identity cosine: mobilefacenet, facenet-vggface2 or facenet-casia \\[default: the training one]."),
     judge: bool = typer.Option(False, "--judge", help="Also score identity with an independent judge network that training never saw."),
-    judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan[judge]'), or an identity network not used in training (mobilefacenet, facenet-vggface2, facenet-casia)."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", help="Score only the first N images."),
+    judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan\\[judge]'), or an identity network not used in training (mobilefacenet, facenet-vggface2, facenet-casia)."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="Score only the first N images (N >= 1)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSV/JSON/grid \\[default: <run>/eval]."),
 ) -> None:
     from facegan.evaluate import evaluate
 
-    evaluate(run, data=data, split=split, mask=mask, json_out=json_out, identity_net=identity_net,
+    from facegan.engines.task import TaskOptions
+
+    options = {k: v for k, v in vars(TaskOptions(mask=mask, scale=scale)).items() if v is not None}
+    evaluate(run, data=data, split=split, json_out=json_out, identity_net=identity_net,
              device=device, max_images=max_images, out_dir=out, judge=judge_net if judge else None,
-             console=_console(), scale=scale)
+             console=_console(), **options)

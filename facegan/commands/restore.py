@@ -50,6 +50,8 @@ def restore(
       facegan restore tiny_face.jpg --task sr --scale 8
       facegan restore face.png --aligned --mask mouth   (no detection)
     """
+    from facegan.engines.task import TaskOptions
+    from facegan.engines.tasks import task_class
     from facegan.errors import FaceganError, NoFaceError
     from facegan.photo import (
         RestoreOptions,
@@ -59,17 +61,16 @@ def restore(
     )
     from facegan.restore import Restorer
 
-    if task == "sr" and mask is not None:
-        raise FaceganError("--mask is for --task inpaint; --task sr restores the whole face")
-    if task != "sr" and scale is not None:
-        raise FaceganError("--scale is for --task sr")
     options = RestoreOptions(task=task, mask=mask or "eyes", faces=parse_face_option(face), aligned=aligned,
                              compare=compare, batch_size=batch_size)
     check_options(options)
+    asked = TaskOptions(mask=mask, scale=scale)
+    task_class(task).refuse_options(asked)
     if not source.exists():
         raise FaceganError(f"{source} does not exist")
     console = _console()
-    restorer = Restorer.find(task, checkpoint, "runs", device, console, scale=scale)
+    given = {k: v for k, v in vars(asked).items() if v is not None}
+    restorer = Restorer.find(task, checkpoint, "runs", device, console, **given)
 
     if source.is_dir():
         summary = _restore_folder(source, out, restorer, options, console)

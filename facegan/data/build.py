@@ -5,7 +5,7 @@ A preparer (:mod:`facegan.data.celeba`, :mod:`~facegan.data.celebahq`,
 identity, and hands :func:`build` the sources of each split plus one
 :class:`~facegan.data.extract.Operation`. :func:`build` decodes them in a
 :class:`~facegan.data.pool.WorkerPool` and streams the faces, in order, into a
-:class:`~facegan.data.packed_stream.PackedWriter` (so nothing grows with the dataset but the file
+:class:`~facegan.data.packed_writer.PackedWriter` (so nothing grows with the dataset but the file
 list), with a rich progress bar (images/s, ETA). Images that give no face are counted,
 listed in ``meta.json["skipped"]`` and printed; they never stop the run.
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from facegan.data.extract import Operation, Problem, Source, Task, run_task
 from facegan.data.packed import FORMAT_VERSION, SPLIT_ORDER
-from facegan.data.packed_stream import PackedWriter
+from facegan.data.packed_writer import PackedWriter
 from facegan.data.pool import WorkerPool
 from facegan.errors import FaceganError
 from facegan.geometry import TEMPLATE, TEMPLATE_NAME
@@ -238,7 +238,7 @@ class _progress:
         class Speed(ProgressColumn):
             def render(self, task) -> Text:
                 speed = task.finished_speed or task.speed
-                return Text("-- img/s" if speed is None else f"{speed:,.0f} img/s")
+                return Text("-- img/s" if speed is None else f"{human_rate(speed)} img/s")
 
         self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                              Speed(), TimeElapsedColumn(), TextColumn("ETA"),
@@ -311,7 +311,7 @@ def build_and_report(
                    description=description, problems=problems, on_progress=on_progress)
     print_problems(console, result.problems)
     print_summary(console, out, f"wrote {out}: {label(result)} at {op.size}x{op.size} in "
-                  f"{result.seconds:.1f} s ({result.images_per_second:,.0f} images/s, "
+                  f"{result.seconds:.1f} s ({human_rate(result.images_per_second)} images/s, "
                   f"{result.workers} worker(s))")
     return result
 
@@ -335,6 +335,15 @@ def print_summary(console, out: Path, headline: str) -> None:
         table.add_row(name, f"{info['count']:,}", f"{ids:,}" if ids else "-", human_bytes(nbytes))
     table.add_row("all", f"{total_images:,}", "", human_bytes(total_bytes), style="bold")
     console.print(table)
+
+
+def human_rate(per_second: float) -> str:
+    """A rate with the digits that matter: 1,356 / 12.5 / 0.47 (never a bare 0)."""
+    if per_second >= 100:
+        return f"{per_second:,.0f}"
+    if per_second >= 1:
+        return f"{per_second:.1f}"
+    return f"{per_second:.2g}"
 
 
 def human_bytes(n: int) -> str:

@@ -33,10 +33,9 @@ from facegan.data.extract import Operation, Problem, Source
 from facegan.data.packed import SPLIT_ORDER
 from facegan.data.splits import DEFAULT_FRACTIONS, seeded_split
 from facegan.errors import FaceganError
-from facegan.faces import ALIGNMENT_VERSION
+from facegan.faces import ALIGNMENT_VERSION, DETECT_MAX_SIDE
 
 IMAGE_DIR = "CelebA-HQ-img"
-DETECT_SIDE = 512
 WHERE_HQ_FILES = ("CelebAMask-HQ unpacks to a folder holding CelebA-HQ-img/ and "
                   "CelebA-HQ-to-CelebA-mapping.txt; pass that folder as --root")
 NO_DISJOINT_WARNING = ("identity-disjointness cannot be guaranteed: CelebA's annotation files "
@@ -125,7 +124,7 @@ def scan_celebahq(
         splits = seeded_split(ids, fractions, seed)
 
     inputs = InputsHash(preparer="celeba-hq-v1", alignment=ALIGNMENT_VERSION,
-                        detector=f"mtcnn<={DETECT_SIDE}px", split=mode,
+                        detector=f"mtcnn<={DETECT_MAX_SIDE}px", split=mode,
                         seeded=None if mode == "official" else [list(fractions), seed])
     for label, path in sorted(files.items()):
         inputs.add_file(label, path)
@@ -198,7 +197,7 @@ def prepare_celebahq(
         "source": "celeba-hq",
         "crop": {
             "description": "largest MTCNN face of each CelebA-HQ image (detected at <= "
-            f"{DETECT_SIDE} px); 5-point similarity transform onto the template; JPEG DCT "
+            f"{DETECT_MAX_SIDE} px); 5-point similarity transform onto the template; JPEG DCT "
             "scaling / LANCZOS pre-downscale, bicubic warp, blurred reflect padding",
             "box": None,
             "alignment": ALIGNMENT_VERSION,
@@ -218,7 +217,7 @@ def prepare_celebahq(
     }
     missing = [Problem(name, "missing", f"listed in {anno.HQ_MAPPING} but not in {IMAGE_DIR}/")
                for name in found.missing]
-    op = Operation("detect", size, detect_side=DETECT_SIDE)
+    op = Operation("detect", size)
     build_and_report(out, found.sources, op, meta, workers, force=force, console=console,
                      description="detecting and aligning CelebA-HQ", problems=missing,
                      on_progress=on_progress, label=lambda _: "CelebA-HQ")

@@ -9,8 +9,9 @@ it met. Three operations exist, one per kind of input:
   with PIL's antialiased LANCZOS; landmarks follow by the box offset and the scale.
 * ``landmarks``: a similarity warp onto the template from five landmarks that come with the
   image (CelebA in the wild, ``list_landmarks_celeba.txt``), via :func:`faces.align_face`.
-* ``detect``: MTCNN finds the faces (on a copy at most ``detect_side`` pixels long), then
-  the same warp (CelebA-HQ, a folder of photos).
+* ``detect``: :func:`facegan.faces.find_faces` finds the faces (facegan's one detection
+  policy, the same as ``restore``'s), then the same warp (CelebA-HQ, a folder of photos, the
+  bundled sample).
 
 Large JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2, 1/4 or 1/8) when the
 face still keeps at least two source pixels per output pixel, so alignment stays
@@ -28,10 +29,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from facegan.errors import FaceganError
-from facegan.faces import to_rgb, align_face, detect_faces
+from facegan.faces import DETECT_MAX_SIDE, align_face, find_faces, to_rgb
 from facegan.geometry import (
     affine_scale,
     apply_affine,
+    box_resize_matrix,
+    rescale_points,
     similarity_matrix,
     template_points,
 )
@@ -70,8 +73,6 @@ class Operation:
     """crop: the (width, height) every input must have."""
     exif: bool = False
     """detect: honour EXIF orientation."""
-    detect_side: int = 512
-    """detect: longest side of the copy MTCNN looks at."""
     all_faces: bool = False
     """detect: keep every face (named ``name#k``, largest first) instead of the largest."""
 
@@ -113,7 +114,7 @@ class _Unreadable(Exception):
 
 
 class _NoFace(Exception):
-    """Raised inside this module for a photo in which MTCNN finds no face."""
+    """Raised inside this module for a photo in which no face is found (the reason is its text)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,22 +171,6 @@ def decode(
         raise _Unreadable(reason) from None
 
 
-def _rescale_points(points: np.ndarray, factor: float) -> np.ndarray:
-    """Pixel-index points of an image scaled by ``factor`` (continuous coordinates scale)."""
-    return (np.asarray(points, np.float64) + 0.5) * factor - 0.5
-
-
-def box_resize_matrix(box: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """The 2x3 map from an image's pixel-index coordinates to those of ``box`` resized to ``size``.
-
-    ``box`` is (left, top, right, bottom), right/bottom exclusive. Continuous coordinates
-    shift by the box corner and scale by ``size / side``; pixel-index = continuous - 0.5.
-    """
-    left, top, right, bottom = box
-    sx, sy = size / (right - left), size / (bottom - top)
-    return np.array([[sx, 0.0, (0.5 - left) * sx - 0.5], [0.0, sy, (0.5 - top) * sy - 0.5]])
-
-
 # --------------------------------------------------------------------------------------------
 # The three operations
 # --------------------------------------------------------------------------------------------
@@ -224,28 +209,25 @@ def _from_landmarks(source: Source, op: Operation) -> list[Extracted]:
         raise ValueError("degenerate landmarks")
     scale = _warp_scale(points, op.size)
     img, k = decode(source.path, max_reduction=1.0 / (_OVERSAMPLE * scale))
-    return [_align(img, _rescale_points(points, 1.0 / k), source.name, source, op.size)]
+    return [_align(img, rescale_points(points, 1.0 / k), source.name, source, op.size)]
 
 
 def _detect(source: Source, op: Operation) -> list[Extracted]:
-    img, k = decode(source.path, exif=op.exif, min_longest=op.detect_side)
-    factor = min(1.0, op.detect_side / max(img.size))
-    small = img
-    if factor < 1.0:
-        small = img.resize((max(1, round(img.width * factor)), max(1, round(img.height * factor))),
-                           Image.Resampling.BILINEAR, reducing_gap=2.0)
-    faces = detect_faces([small])[0]
+    img, k = decode(source.path, exif=op.exif, min_longest=DETECT_MAX_SIDE)
+    try:
+        faces = find_faces(img)  # facegan's one detection policy, as `restore` uses it
+    except FaceganError as exc:  # a photo too small to hold a face
+        raise _NoFace(str(exc)) from None
     if not faces:
-        raise _NoFace()
+        raise _NoFace("no face found")
     faces = faces if op.all_faces else faces[:1]
-    fx = img.width / small.width
-    points = [_rescale_points(f.landmarks, fx) for f in faces]  # in ``img`` (reduced by k)
+    points = [np.asarray(f.landmarks, np.float64) for f in faces]  # in ``img`` (reduced by k)
     # Decode finer when the reduced image gives a face fewer than two pixels per output pixel.
     finest = min(_warp_scale(p, op.size) / k for p in points)  # output px per full-size px
     want = _reduction(*_full_size(img, k), 1.0 / (_OVERSAMPLE * finest), exact=op.exif)
     if want < k:
         img, k2 = decode(source.path, exif=op.exif, max_reduction=want)
-        points = [_rescale_points(p, k / k2) for p in points]
+        points = [rescale_points(p, k / k2) for p in points]
     names = [f"{source.name}#{j}" for j in range(len(faces))] if op.all_faces else [source.name]
     return [_align(img, p, n, source, op.size) for p, n in zip(points, names)]
 
@@ -280,8 +262,8 @@ def run_task(task: Task) -> TaskResult:
             problems.append(Problem(source.name, "unreadable", str(exc)))
         except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
             problems.append(Problem(source.name, "unreadable", str(exc).splitlines()[0]))
-        except _NoFace:
-            problems.append(Problem(source.name, "no_face", "no face found"))
+        except _NoFace as exc:
+            problems.append(Problem(source.name, "no_face", str(exc) or "no face found"))
         except (ValueError, FaceganError) as exc:
             problems.append(Problem(source.name, "bad_landmarks", str(exc).splitlines()[0]))
     return TaskResult(task.split, len(task.sources), faces, problems)

@@ -24,10 +24,9 @@ from facegan.data.extract import Operation, Source
 from facegan.data.packed import SPLIT_ORDER
 from facegan.data.splits import DEFAULT_FRACTIONS, seeded_split
 from facegan.errors import FaceganError
-from facegan.faces import ALIGNMENT_VERSION
+from facegan.faces import ALIGNMENT_VERSION, DETECT_MAX_SIDE
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-DETECT_SIDE = 1024
 
 
 @dataclass
@@ -90,7 +89,7 @@ def scan_folder(
     ids = [rel.split("/", 1)[0] if "/" in rel else "" for rel, _ in files]
     splits = seeded_split(ids, fractions, seed)
     inputs = InputsHash(preparer="folder-v1", alignment=ALIGNMENT_VERSION,
-                        detector=f"mtcnn<={DETECT_SIDE}px", fractions=list(fractions), seed=seed,
+                        detector=f"mtcnn<={DETECT_MAX_SIDE}px", fractions=list(fractions), seed=seed,
                         all_faces=all_faces)
     sources: dict[str, list[Source]] = {name: [] for name in SPLIT_ORDER}
     for (rel, stat), split, ident in zip(files, splits, ids):
@@ -149,7 +148,7 @@ def prepare_folder(
         "source": "folder",
         "crop": {
             "description": ("every" if all_faces else "largest") + " MTCNN face per photo "
-            f"(detected at <= {DETECT_SIDE} px, EXIF orientation applied); 5-point similarity "
+            f"(detected at <= {DETECT_MAX_SIDE} px, EXIF orientation applied); 5-point similarity "
             "transform onto the template; JPEG DCT scaling / LANCZOS pre-downscale, bicubic "
             "warp, blurred reflect padding",
             "box": None,
@@ -168,7 +167,7 @@ def prepare_folder(
             "other_files_ignored": found.ignored,
         },
     }
-    op = Operation("detect", size, exif=True, detect_side=DETECT_SIDE, all_faces=all_faces)
+    op = Operation("detect", size, exif=True, all_faces=all_faces)
     build_and_report(out, found.sources, op, meta, workers, force=force, console=console,
                      description="detecting and aligning faces", on_progress=on_progress,
                      label=lambda r: f"{sum(r.counts.values()):,} faces from {found.images:,} images")

@@ -1,4 +1,4 @@
-"""Checkpoints (DESIGN §6): one file per save, written atomically, self-sufficient.
+"""Checkpoints (docs/design.md, "Checkpoints"): one file per save, written atomically, self-sufficient.
 
 A checkpoint holds the generator, discriminator, both optimizers and schedulers, the EMA
 generator, the step, the fully resolved recipe, the task (and SR scale), the aligned-face
@@ -49,51 +49,61 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
-def load_checkpoint(path: str | Path, task: str | None = None, scale: int | None = None) -> dict:
-    """Load and check a checkpoint; ``task`` refuses one of another task, ``scale`` one of another
-    super-resolution factor (a ×8 generator cannot upscale ×4)."""
-    p = resolve_checkpoint(path)
+def read_checkpoint(path: Path, mmap: bool = False) -> dict:
+    """The facegan checkpoint in the file ``path`` (format checked, nothing else); ``mmap``
+    maps the tensors instead of reading them (for a quick look at its fields)."""
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # truncated file, not a torch file, pickled code...
-        raise FaceganError(f"{p} is not a readable facegan checkpoint ({type(err).__name__})") from None
+        raise FaceganError(f"{path} is not a readable facegan checkpoint ({type(err).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise FaceganError(f"{p} is not a facegan checkpoint")
+        raise FaceganError(f"{path} is not a facegan checkpoint")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
-        raise FaceganError(f"{p} was written by a newer facegan ({ckpt.get('facegan_version')}); upgrade facegan")
+        raise FaceganError(f"{path} was written by a newer facegan ({ckpt.get('facegan_version')}); upgrade facegan")
+    return ckpt
+
+
+def load_checkpoint(path: str | Path, task: str | None = None, **options) -> dict:
+    """Load and check a checkpoint (file or run folder).
+
+    ``task`` refuses one of another task; ``options`` are task options (``scale=4``,
+    ``mask=...``, see :class:`facegan.engines.task.TaskOptions`): one the checkpoint's task
+    does not take is refused, and the task checks the rest (a ×8 generator cannot upscale ×4).
+    """
+    from facegan.engines.task import TaskOptions
+    from facegan.engines.tasks import task_class
+
+    p = resolve_checkpoint(path)
+    ckpt = read_checkpoint(p)
     if task is not None and ckpt.get("task") != task:
         raise FaceganError(f"{p} is a '{ckpt.get('task')}' checkpoint, not '{task}'")
-    if scale is not None:
-        check_scale(ckpt, scale, p)
+    opts = TaskOptions(**options)
+    cls = task_class(str(ckpt.get("task")))
+    cls.refuse_options(opts, where=str(p))
+    cls.check_checkpoint(ckpt, opts, p)
     ckpt["path"] = str(p)
     return ckpt
 
 
-def check_scale(ckpt: dict, scale: int, path: str | Path | None = None) -> None:
-    """FaceganError unless ``ckpt`` is a super-resolution checkpoint of factor ``scale``."""
-    where = path or ckpt.get("path", "checkpoint")
-    theirs = ckpt.get("scale")
-    if theirs is None:
-        raise FaceganError(f"{where} is a '{ckpt.get('task')}' checkpoint; a scale (--scale {scale}) is only for 'sr' checkpoints")
-    if int(theirs) != int(scale):
-        raise FaceganError(
-            f"{where} is a ×{theirs} checkpoint; it cannot upscale ×{scale} (use a ×{scale} run, or --scale {theirs})"
-        )
+def newest_run_checkpoint(runs: Path, task: str, **options) -> Path:
+    """checkpoints/last.pt of the most recently written run of ``task`` under ``runs`` that
+    serves ``options`` (e.g. ``scale=2``: only ×2 runs)."""
+    from facegan.engines.task import TaskOptions
+    from facegan.engines.tasks import task_class
 
-
-def newest_run_checkpoint(runs: Path, task: str, scale: int | None = None) -> Path:
-    """checkpoints/last.pt of the most recently written run of ``task`` (and SR ``scale``) under ``runs``."""
+    cls, opts = task_class(task), TaskOptions(**options)
     found = []
     for last in runs.glob("*/checkpoints/last.pt"):
         try:
-            info = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:
+            info = read_checkpoint(last, mmap=True)
+            if info.get("task") != task:
+                continue
+            cls.check_checkpoint(info, opts, last)
+        except FaceganError:
             continue
-        if isinstance(info, dict) and info.get("format") == FORMAT and info.get("task") == task:
-            if scale is None or info.get("scale") == scale:
-                found.append((last.stat().st_mtime, last))
+        found.append((last.stat().st_mtime, last))
     if not found:
-        what = f"'{task}' run" + (f" of scale ×{scale}" if scale is not None else "")
+        what = f"'{task}' run" + cls.describe_options(opts)
         raise FaceganError(f"no {what} found in {runs}/; train one or pass --checkpoint FILE_OR_RUN")
     return max(found)[1]
 

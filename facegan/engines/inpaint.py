@@ -1,25 +1,102 @@
-"""Inpainting task: occlude a face, fill the hole, composite into the known pixels.
+"""Inpainting: occlude a face, fill the hole, composite into the known pixels.
 
-Generator input: the image with the hole set to 0 (mid-grey in [-1, 1]) plus the mask.
-The result the user sees (and the discriminator, the identity loss and the metrics) is the
-*composite* ``output * mask + input * (1 - mask)``: known pixels are never altered.
-Reconstruction loss: L1 over the hole only, normalised by the hole's area (so small and large
-holes weigh the same per pixel).
+Generator input: the image with the hole set to 0 (mid-grey in [-1, 1]) plus the mask
+(1 = hole). The result the user sees (and the discriminator, the identity loss and the
+metrics) is the *composite* ``output * mask + input * (1 - mask)``: known pixels are never
+altered. Reconstruction loss: L1 over the hole only, normalised by the hole's area (so small
+and large holes weigh the same per pixel).
+
+Training holes are drawn per image from ``data.masks`` (:mod:`facegan.data.masks`, placed
+from each face's landmarks); evaluation holes are deterministic: image i's hole depends only
+on (mask type, i, seed). Two no-model references are scored beside the model: the hole left
+mid-grey, and scikit-image's biharmonic inpainting (``inpaint_biharmonic``), a classical
+fill that any model should beat.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
 import torch
+from pydantic import Field, field_validator
 from torch import nn
 
 from facegan.data import masks as masklib
-from facegan.engines.task import TaskBatch, Visual
-from facegan.recipe import Recipe
+from facegan.engines.task import EvalSettings, Reference, Task, TaskBatch, TaskOptions, Visual
+from facegan.recipe import DataConfig, EvalConfig, LossConfig, RecipeBase, Section
+
+#: Width of the seam around a pasted-back hole, as a fraction of the model's size (at least
+#: one aligned pixel). It only hides the hole's pixel steps: the band it blends holds the
+#: input resampled through the aligned frame, which is softer than the photo, so it is thin.
+FEATHER = 1 / 64
 
 
-def composite(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Generated pixels inside the hole, original pixels outside."""
-    return output * mask + target * (1 - mask)
+# --------------------------------------------------------------------------------------------
+# Recipe schema
+# --------------------------------------------------------------------------------------------
+
+
+class InpaintDataConfig(DataConfig):
+    masks: list[str] = ["center", "eyes", "mouth", "box", "freeform"]
+    """Training occlusions; each image gets one, chosen at random: center, half, eyes, mouth, box, freeform, glasses, facemask."""
+
+    @field_validator("masks")
+    @classmethod
+    def _masks(cls, v: list[str]) -> list[str]:
+        bad = [m for m in v if m not in masklib.MASK_TYPES]
+        if bad or not v:
+            raise ValueError(f"unknown mask type(s) {bad or '[]'}; expected a non-empty list of {', '.join(masklib.MASK_TYPES)}")
+        return v
+
+
+class InpaintModelConfig(Section):
+    generator: Literal["context_encoder", "unet"] = "context_encoder"
+    """Generator architecture: context_encoder (the source design: encoder, 8x8 code, transposed-convolution decoder) or unet (skips at every scale, dilated middle, resize-convolution decoder; see docs/models.md)."""
+    width: int = Field(64, ge=4, le=256)
+    """Channels of the generator's first layer; they double per level (64 -> 512 in the source design)."""
+    bottleneck: Literal["channel_fc", "none"] = "channel_fc"
+    """Context-encoder bottleneck: channel_fc (Pathak et al.'s channel-wise fully connected layer, global context) or none."""
+    gated: bool = False
+    """unet only: gated convolutions in the encoder and middle (DeepFill v2; twice their cost)."""
+    discriminator: Literal["patchgan"] = "patchgan"
+    """Discriminator architecture (PatchGAN, logits per patch)."""
+    d_width: int = Field(64, ge=4, le=256)
+    """Channels of the discriminator's first layer."""
+    d_layers: int = Field(3, ge=1, le=5)
+    """Stride-2 layers of the PatchGAN (3 gives 70x70 patches)."""
+
+
+class InpaintLossConfig(LossConfig):
+    reconstruction: float = Field(0.8, ge=0)
+    """Weight of the reconstruction loss (inpaint: L1 over the hole, normalised by hole area)."""
+
+
+class InpaintEvalConfig(EvalConfig):
+    mask: str = "center"
+    """Occlusion used for evaluation (deterministic per image): a mask type or a PNG file."""
+    seed: int = 0
+    """Seed of the evaluation masks: image i's mask depends only on (mask, i, seed)."""
+
+
+class InpaintRecipe(RecipeBase):
+    task: Literal["inpaint"]
+    """Task engine: inpaint (occluded faces) or sr (super-resolution ×2/×4/×8); it decides which model and loss keys exist."""
+    data: InpaintDataConfig = InpaintDataConfig()
+    model: InpaintModelConfig = InpaintModelConfig()
+    loss: InpaintLossConfig = InpaintLossConfig()
+    eval: InpaintEvalConfig = InpaintEvalConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# Maths
+# --------------------------------------------------------------------------------------------
+
+
+def composite(output: torch.Tensor, known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Generated pixels inside the hole, ``known`` pixels outside."""
+    return output * mask + known * (1 - mask)
 
 
 def hole_l1_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -28,15 +105,55 @@ def hole_l1_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor)
     return err.sum() / (mask.sum() * output.shape[1]).clamp_min(1.0)
 
 
-class InpaintTask:
-    name = "inpaint"
-    scale = None
+def biharmonic_fill(masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """scikit-image's ``inpaint_biharmonic`` of each image's hole, from its uint8 known pixels.
 
-    def __init__(self, recipe: Recipe) -> None:
-        self.recipe = recipe
-        self.size = recipe.data.size
+    ``masked`` (B,3,S,S) in [-1, 1], ``mask`` (B,1,S,S), 1 = hole. The classical reference of
+    ``facegan eval``: the smoothest fill (biharmonic equation) that meets the hole's border.
+    """
+    from skimage.restoration import inpaint_biharmonic
 
-    # -- models -------------------------------------------------------------------------
+    from facegan.metrics import to_uint8
+
+    known = to_uint8(masked).astype(np.float64) / 255.0
+    holes = mask[:, 0].detach().cpu().numpy() > 0.5
+    out = np.empty_like(known)
+    for i, (img, hole) in enumerate(zip(known, holes)):
+        out[i] = inpaint_biharmonic(img, hole, channel_axis=-1) if hole.any() else img
+    filled = torch.from_numpy(out.clip(0.0, 1.0)).permute(0, 3, 1, 2).float() * 2 - 1
+    return filled.to(masked.device)
+
+
+# --------------------------------------------------------------------------------------------
+# The task
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InpaintBatch(TaskBatch):
+    mask: torch.Tensor | None = None
+    """(B,1,S,S), 1 = hole."""
+
+
+class InpaintTask(Task):
+    name: ClassVar[str] = "inpaint"
+    noun: ClassVar[str] = "inpainting"
+    recipe_type: ClassVar[type] = InpaintRecipe
+    options: ClassVar[tuple[str, ...]] = ("mask",)
+    takes_hole: ClassVar[bool] = True
+    references: ClassVar[tuple[Reference, ...]] = (
+        Reference("grey", "grey hole (no model)"),
+        Reference("biharmonic", "biharmonic (scikit-image)"),
+    )
+    metric_columns: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("psnr", "PSNR (dB)", "{:.2f}"),
+        ("ssim", "SSIM", "{:.4f}"),
+        ("hole_l1", "hole L1 x100", "{:.2f}"),
+        ("hole_psnr", "hole PSNR (dB)", "{:.2f}"),
+    )
+
+    # ---- models -----------------------------------------------------------------------------
+
     def build_generator(self) -> nn.Module:
         m = self.recipe.model
         if m.generator == "unet":
@@ -53,45 +170,84 @@ class InpaintTask:
         m = self.recipe.model
         return PatchGAN(3, m.d_width, m.d_layers)
 
-    # -- batches ------------------------------------------------------------------------
-    def with_mask(self, images: torch.Tensor, mask: torch.Tensor) -> TaskBatch:
-        mask = mask.to(images.device, images.dtype)
-        masked = images * (1 - mask)
-        return TaskBatch(target=images, inputs=(masked, mask), mask=mask)
+    # ---- batches ----------------------------------------------------------------------------
 
-    def train_batch(self, images: torch.Tensor, landmarks: torch.Tensor, generator: torch.Generator) -> TaskBatch:
+    def with_mask(self, images: torch.Tensor | None, faces: torch.Tensor, mask: torch.Tensor) -> InpaintBatch:
+        """A batch whose ``faces`` lose their pixels under ``mask``; ``images`` is the target."""
+        mask = mask.to(faces.device, faces.dtype)
+        return InpaintBatch(target=images, inputs=(faces * (1 - mask), mask), mask=mask)
+
+    def train_batch(self, images: torch.Tensor, landmarks: torch.Tensor, generator: torch.Generator) -> InpaintBatch:
         mask = masklib.make_mixed_masks(
             self.recipe.data.masks, images.shape[0], self.size, landmarks=landmarks, generator=generator, device=images.device
         )
-        return self.with_mask(images, mask)
+        return self.with_mask(images, images, mask)
 
-    def eval_batch(self, images: torch.Tensor, landmarks: torch.Tensor, indices, mask_spec, seed: int) -> TaskBatch:
+    def eval_settings(self, options: TaskOptions = TaskOptions(), size: int | None = None) -> EvalSettings:
+        from facegan.data import mask_files
+
+        ev = self.recipe.eval
+        spec = mask_files.parse_mask_spec(options.mask or ev.mask)
+        if isinstance(spec, str):
+            name, value = spec, spec
+        else:  # a mask image, shared by every face
+            name, value = spec.stem, mask_files.load_mask_file(spec, size or self.size)
+        return EvalSettings(label=name, caption=f"mask '{name}' (seed {ev.seed})",
+                            summary={"mask": name, "mask_seed": ev.seed}, values={"mask": value, "seed": ev.seed})
+
+    def eval_batch(self, images: torch.Tensor, landmarks: torch.Tensor, indices, settings: EvalSettings) -> InpaintBatch:
         """Deterministic masks: image i's hole depends only on (mask, i, seed)."""
-        if isinstance(mask_spec, str):
-            mask = masklib.eval_masks(mask_spec, [int(i) for i in indices], self.size, landmarks=landmarks.cpu(), seed=seed)
+        spec = settings.values["mask"]
+        if isinstance(spec, str):
+            mask = masklib.eval_masks(spec, [int(i) for i in indices], self.size, landmarks=landmarks.cpu(),
+                                      seed=settings.values["seed"])
         else:  # a mask tensor loaded from a file, shared by every image
-            mask = mask_spec.expand(images.shape[0], -1, -1, -1)
-        return self.with_mask(images, mask)
+            mask = spec.expand(images.shape[0], -1, -1, -1)
+        return self.with_mask(images, images, mask)
 
-    # -- forward and losses -------------------------------------------------------------
-    def run(self, generator: nn.Module, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(raw generator output, composite result)."""
+    def inference_batch(self, faces: torch.Tensor, hole: torch.Tensor | None) -> InpaintBatch:
+        return self.with_mask(None, faces, hole)
+
+    # ---- forward and losses -----------------------------------------------------------------
+
+    def run(self, generator: nn.Module, batch: InpaintBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(raw generator output, composite: the output in the hole, the known pixels elsewhere)."""
         raw = generator(*batch.inputs)
-        return raw, composite(raw.float(), batch.target, batch.mask)
+        return raw, composite(raw.float(), batch.inputs[0], batch.mask)
 
-    def losses(self, raw: torch.Tensor, result: torch.Tensor, batch: TaskBatch) -> dict[str, torch.Tensor]:
+    def losses(self, raw: torch.Tensor, result: torch.Tensor, batch: InpaintBatch) -> dict[str, torch.Tensor]:
         return {"rec": hole_l1_loss(raw.float(), batch.target, batch.mask)}
 
     def loss_weights(self) -> dict[str, float]:
         return {"rec": self.recipe.loss.reconstruction}
 
-    reference_name = "grey hole (no model)"
+    # ---- evaluation -------------------------------------------------------------------------
 
-    def reference(self, batch: TaskBatch) -> torch.Tensor:
-        """What a user has without the model (scored beside it by eval): the hole left mid-grey."""
-        return batch.inputs[0]
+    def reference_outputs(self, batch: InpaintBatch) -> dict[str, torch.Tensor]:
+        """The hole left mid-grey (what the user has), and its biharmonic fill."""
+        return {"grey": batch.inputs[0], "biharmonic": biharmonic_fill(batch.inputs[0], batch.mask)}
 
-    def visuals(self, batch: TaskBatch, raw: torch.Tensor, result: torch.Tensor) -> list[Visual]:
+    def score(self, out_u8: np.ndarray, gt_u8: np.ndarray, batch: InpaintBatch) -> dict[str, np.ndarray]:
+        """PSNR/SSIM of the whole composite, hole L1 x100 and hole-only PSNR (docs/design.md)."""
+        from facegan import metrics
+
+        hole = batch.mask[:, 0].cpu().numpy() > 0.5
+        return {
+            "psnr": metrics.psnr(out_u8, gt_u8),
+            "ssim": metrics.ssim(out_u8, gt_u8),
+            "hole_l1": metrics.hole_l1(out_u8, gt_u8, hole),
+            "hole_psnr": metrics.hole_psnr(out_u8, gt_u8, hole),
+        }
+
+    # ---- paste-back and pictures ------------------------------------------------------------
+
+    def paste_alpha(self, hole: np.ndarray | None, aligned: bool) -> np.ndarray:
+        """1 on the hole, fading to 0 over a thin seam of unchanged pixels around it."""
+        from facegan.pasteback import hole_alpha
+
+        return hole_alpha(hole, max(1.0, FEATHER * self.size))
+
+    def visuals(self, batch: InpaintBatch, raw: torch.Tensor, result: torch.Tensor) -> list[Visual]:
         shown = batch.inputs[0] + batch.mask * torch.tensor([0.6, 0.6, 0.6], device=result.device).view(1, 3, 1, 1)
         return [
             Visual("ground truth", batch.target),
@@ -99,3 +255,13 @@ class InpaintTask:
             Visual("output", raw.float().clamp(-1, 1)),
             Visual("composite", result.clamp(-1, 1)),
         ]
+
+    def compare_columns(self, inputs: np.ndarray, holes: np.ndarray | None, outputs: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        from facegan.report import HOLE_GREY
+
+        greyed = np.array(inputs, copy=True)
+        greyed[np.asarray(holes, dtype=bool)] = HOLE_GREY
+        return [("face", inputs), ("occluded", greyed), ("restored", outputs)]
+
+    def photo_panels(self, photo: np.ndarray, canvas: np.ndarray, occluded: np.ndarray | None, restored: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        return [("input", photo), ("occluded", occluded), ("restored", restored)]

@@ -1,4 +1,4 @@
-"""Super-resolution task: reduce a face by ``model.scale``, let the SRResNet bring it back.
+"""Super-resolution: reduce a face by ``model.scale``, let the SRResNet bring it back.
 
 Training inputs come from the packed high-resolution faces, degraded on the device per batch
 (:mod:`facegan.data.degrade`: antialiased bicubic, optionally blur/noise/JPEG); evaluation
@@ -8,28 +8,121 @@ Task losses (weights from the recipe): ``rec`` = pixel MSE or L1 (``loss.pixel``
 ``loss.pixel_type``), ``content`` = MSE of VGG19 features (``loss.content``, SRGAN's content
 loss), ``tv`` = total variation (``loss.tv``). The adversarial and identity terms are the
 shared loop's. The no-model reference scored beside the model is bicubic upscaling of the same
-low-resolution input.
+low-resolution input. Scores crop ``scale`` pixels per border and add PSNR/SSIM on MATLAB's Y.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator
 from torch import nn
 
 from facegan.data import degrade
-from facegan.engines.task import TaskBatch, Visual
-from facegan.recipe import SRRecipe
+from facegan.engines.task import EvalSettings, Reference, Task, TaskBatch, TaskOptions, Visual
+from facegan.errors import FaceganError
+from facegan.recipe import DataConfig, LossConfig, RecipeBase, Section, _ordered_range
 
-#: (key, header, format) of the SR evaluation table; the JSON "metrics" keys are the same.
-SR_COLUMNS = [
-    ("psnr", "PSNR (dB)", "{:.2f}"),
-    ("ssim", "SSIM", "{:.4f}"),
-    ("psnr_y", "PSNR-Y (dB)", "{:.2f}"),
-    ("ssim_y", "SSIM-Y", "{:.4f}"),
-    ("id_cos", "identity cos", "{:.4f}"),
-]
+#: Width of the seam inside the border of a pasted-back face, as a fraction of the model's
+#: size: it hides the change from the bicubic photo to the restored face.
+FEATHER = 1 / 8
+
+
+# --------------------------------------------------------------------------------------------
+# Recipe schema
+# --------------------------------------------------------------------------------------------
+
+
+class DegradationConfig(Section):
+    """How training faces are degraded into low-resolution inputs (sr); evaluation always uses plain bicubic."""
+
+    blur_sigma: tuple[float, float] = (0.0, 0.0)
+    """Range [low, high] of the Gaussian blur sigma (high-resolution pixels) applied before the bicubic downscale, drawn per image; [0, 0] = no blur (plain bicubic)."""
+    noise_std: tuple[float, float] = (0.0, 0.0)
+    """Range [low, high] of the std of Gaussian noise added to the low-resolution image, on the 0..255 scale, drawn per image; [0, 0] = no noise."""
+    jpeg_quality: tuple[int, int] | None = None
+    """Range [low, high] of the JPEG quality (1..100) the low-resolution image is compressed with, drawn per image; null = no JPEG."""
+
+    @field_validator("blur_sigma", "noise_std")
+    @classmethod
+    def _non_negative(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if min(v) < 0:
+            raise ValueError(f"must be >= 0, got [{v[0]}, {v[1]}]")
+        return _ordered_range(v)
+
+    @field_validator("jpeg_quality")
+    @classmethod
+    def _quality(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is None:
+            return v
+        if min(v) < 1 or max(v) > 100:
+            raise ValueError(f"JPEG quality must be within 1..100, got [{v[0]}, {v[1]}]")
+        return _ordered_range(v)
+
+
+class SRDataConfig(DataConfig):
+    degradation: DegradationConfig = DegradationConfig()
+
+
+class SRModelConfig(Section):
+    generator: Literal["srresnet"] = "srresnet"
+    """Generator architecture (sr: srresnet, the SRGAN generator)."""
+    scale: Literal[2, 4, 8] = 4
+    """Upscaling factor: the low-resolution input is data.size / scale pixels wide. Stored in checkpoints; a checkpoint only upscales by its own scale."""
+    num_blocks: int = Field(5, ge=1, le=64)
+    """Residual blocks of the SRResNet (5 in the source design, 16 in the SRGAN paper)."""
+    width: int = Field(64, ge=4, le=256)
+    """Channels of the SRResNet's body (64 in SRGAN)."""
+    discriminator: Literal["vgg"] = "vgg"
+    """Discriminator architecture (sr: vgg, SRGAN's 8-conv VGG-style network with a 1x1-conv head, logits)."""
+    d_width: int = Field(64, ge=4, le=256)
+    """Channels of the discriminator's first conv; they double every other layer (64 -> 512 in SRGAN)."""
+    d_head: int = Field(1024, ge=4, le=4096)
+    """Channels of the discriminator's hidden 1x1 conv after pooling (1024 in SRGAN)."""
+
+
+class SRLossConfig(LossConfig):
+    adversarial: float = Field(0.001, ge=0)
+    """Weight of the non-saturating adversarial loss (BCE on discriminator logits); 0.001 in SRGAN."""
+    identity: float = Field(0.006, ge=0)
+    """Weight of the identity loss 1 - cos(embed(output), embed(ground truth)); 0 turns it off (0.006: the source's best visual quality, 0.6: its best identity similarity)."""
+    pixel: float = Field(1.0, ge=0)
+    """Weight of the pixel loss between output and ground truth (loss.pixel_type; on [-1, 1] images)."""
+    pixel_type: Literal["mse", "l1"] = "mse"
+    """Pixel loss: mse (SRGAN / SRResNet) or l1."""
+    content: float = Field(0.006, ge=0)
+    """Weight of the content loss: MSE of VGG19 features (loss.content_layer) of output and ground truth, SRGAN's naming; 0 turns it off (and needs no VGG19 weights)."""
+    content_layer: str = "conv5_4"
+    """VGG19 layer of the content loss, torchvision naming: convB_I (before the ReLU, as in SRGAN) or reluB_I, e.g. conv5_4, relu2_2."""
+    tv: float = Field(2e-8, ge=0)
+    """Weight of the total-variation loss: mean squared difference of vertically plus horizontally adjacent output pixels (2e-8 in the source)."""
+    vgg_weights: str | None = None
+    """Local path of torchvision's VGG19 ImageNet weights (vgg19-dcbb9e9d.pth) for the content loss; else $FACEGAN_WEIGHTS_VGG19, the torch hub cache, or a one-time download."""
+
+    @field_validator("content_layer")
+    @classmethod
+    def _layer(cls, v: str) -> str:
+        from facegan.models.perceptual import VGG19_LAYERS
+
+        if v not in VGG19_LAYERS or v.startswith("pool"):
+            raise ValueError(f"unknown VGG19 layer {v!r}; expected convB_I or reluB_I, e.g. conv5_4, relu5_4, conv2_2")
+        return v
+
+
+class SRRecipe(RecipeBase):
+    task: Literal["sr"]
+    """Task engine: inpaint (occluded faces) or sr (super-resolution ×2/×4/×8); it decides which model and loss keys exist."""
+    data: SRDataConfig = SRDataConfig()
+    model: SRModelConfig = SRModelConfig()
+    loss: SRLossConfig = SRLossConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# The task
+# --------------------------------------------------------------------------------------------
 
 
 def tv_loss(images: torch.Tensor) -> torch.Tensor:
@@ -39,21 +132,57 @@ def tv_loss(images: torch.Tensor) -> torch.Tensor:
     return dh.pow(2).mean() + dw.pow(2).mean()
 
 
-class SRTask:
-    name = "sr"
-    reference_name = "bicubic (no model)"
-    #: Where eval's JSON also puts the reference metrics.
-    reference_key = "bicubic"
-    metric_columns = SR_COLUMNS
+def _scale_error(where, theirs, scale: int) -> FaceganError:
+    return FaceganError(
+        f"{where} is a ×{theirs} checkpoint; it cannot upscale ×{scale} (use a ×{scale} run, or --scale {theirs})"
+    )
+
+
+class SRTask(Task):
+    name: ClassVar[str] = "sr"
+    noun: ClassVar[str] = "super-resolution"
+    recipe_type: ClassVar[type] = SRRecipe
+    options: ClassVar[tuple[str, ...]] = ("scale",)
+    takes_hole: ClassVar[bool] = False
+    references: ClassVar[tuple[Reference, ...]] = (Reference("bicubic", "bicubic (no model)"),)
+    metric_columns: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("psnr", "PSNR (dB)", "{:.2f}"),
+        ("ssim", "SSIM", "{:.4f}"),
+        ("psnr_y", "PSNR-Y (dB)", "{:.2f}"),
+        ("ssim_y", "SSIM-Y", "{:.4f}"),
+    )
+    progress_terms: ClassVar[tuple[str, ...]] = ("rec", "content")
 
     def __init__(self, recipe: SRRecipe) -> None:
-        self.recipe = recipe
-        self.size = recipe.data.size
-        self.scale: int = recipe.model.scale
-        self.lr_size = self.size // self.scale
+        super().__init__(recipe)
+        self._scale: int = recipe.model.scale
         self.perceptual: nn.Module | None = None
 
-    # -- models -------------------------------------------------------------------------
+    @property
+    def scale(self) -> int:
+        return self._scale
+
+    # ---- checkpoints and options ------------------------------------------------------------
+
+    @classmethod
+    def check_checkpoint(cls, info: dict, options: TaskOptions, where: str) -> None:
+        """A checkpoint only upscales by its own scale."""
+        if options.scale is not None and int(info.get("scale") or 0) != int(options.scale):
+            raise _scale_error(where, info.get("scale"), options.scale)
+
+    @classmethod
+    def describe_options(cls, options: TaskOptions) -> str:
+        return f" of scale ×{options.scale}" if options.scale is not None else ""
+
+    def check_resume(self, info: dict, where: str) -> None:
+        if info.get("scale") != self.scale:
+            raise FaceganError(
+                f"{where} is a ×{info.get('scale')} checkpoint; it cannot be resumed as ×{self.scale} "
+                f"(model.scale={self.scale}); start a new run with --out, or keep model.scale={info.get('scale')}"
+            )
+
+    # ---- models -----------------------------------------------------------------------------
+
     def build_generator(self) -> nn.Module:
         from facegan.models.srresnet import SRResNet
 
@@ -74,19 +203,26 @@ class SRTask:
 
             self.perceptual = load_perceptual_loss(loss.content_layer, loss.vgg_weights, device=device)
 
-    # -- batches ------------------------------------------------------------------------
-    def with_lr(self, hr: torch.Tensor, lr: torch.Tensor) -> TaskBatch:
-        return TaskBatch(target=hr, inputs=(lr,))
+    # ---- batches ----------------------------------------------------------------------------
 
     def train_batch(self, images: torch.Tensor, landmarks: torch.Tensor, generator: torch.Generator) -> TaskBatch:
         """HR faces -> LR inputs with the recipe's degradation, drawn from this step's generator."""
-        return self.with_lr(images, degrade.degrade(images, self.scale, self.recipe.data.degradation, generator))
+        return TaskBatch(target=images, inputs=(degrade.degrade(images, self.scale, self.recipe.data.degradation, generator),))
 
-    def eval_batch(self, images: torch.Tensor, landmarks: torch.Tensor, indices=None, mask_spec=None, seed: int = 0) -> TaskBatch:
-        """Deterministic: plain antialiased bicubic, 8-bit (``mask_spec`` and ``seed`` are unused)."""
-        return self.with_lr(images, degrade.bicubic_lr(images, self.scale))
+    def eval_settings(self, options: TaskOptions = TaskOptions(), size: int | None = None) -> EvalSettings:
+        s = (size or self.size) // self.scale
+        return EvalSettings(label=f"x{self.scale}", caption=f"x{self.scale} bicubic input ({s} px)",
+                            summary={"scale": self.scale})
 
-    # -- forward and losses -------------------------------------------------------------
+    def eval_batch(self, images: torch.Tensor, landmarks: torch.Tensor, indices, settings: EvalSettings) -> TaskBatch:
+        """Deterministic: plain antialiased bicubic, 8-bit."""
+        return TaskBatch(target=images, inputs=(degrade.bicubic_lr(images, self.scale),))
+
+    def inference_batch(self, faces: torch.Tensor, hole: torch.Tensor | None) -> TaskBatch:
+        return TaskBatch(target=None, inputs=(faces,))
+
+    # ---- forward and losses -----------------------------------------------------------------
+
     def run(self, generator: nn.Module, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(raw generator output, result): the same image for SR."""
         raw = generator(*batch.inputs)
@@ -104,22 +240,14 @@ class SRTask:
         loss = self.recipe.loss
         return {"rec": loss.pixel, "content": loss.content, "tv": loss.tv}
 
-    def reference(self, batch: TaskBatch) -> torch.Tensor:
-        """What a user has without the model (scored beside it by eval): bicubic upscaling."""
-        return degrade.upscale_bicubic(batch.inputs[0], self.scale)
+    # ---- evaluation -------------------------------------------------------------------------
 
-    def visuals(self, batch: TaskBatch, raw: torch.Tensor, result: torch.Tensor) -> list[Visual]:
-        lr = batch.inputs[0]
-        return [
-            Visual("ground truth", batch.target),
-            Visual(f"input x{self.scale} (nearest)", degrade.upscale_nearest(lr, self.scale)),
-            Visual("bicubic", self.reference(batch)),
-            Visual("output", result.clamp(-1, 1)),
-        ]
+    def reference_outputs(self, batch: TaskBatch) -> dict[str, torch.Tensor]:
+        """Bicubic upscaling of the same low-resolution input."""
+        return {"bicubic": degrade.upscale_bicubic(batch.inputs[0], self.scale)}
 
-    # -- evaluation ---------------------------------------------------------------------
     def score(self, out_u8: np.ndarray, gt_u8: np.ndarray, batch: TaskBatch) -> dict[str, np.ndarray]:
-        """Per-image PSNR/SSIM on RGB and on MATLAB Y, ``scale`` pixels cropped per border (DESIGN §4)."""
+        """Per-image PSNR/SSIM on RGB and on MATLAB Y, ``scale`` pixels cropped per border (docs/design.md)."""
         from facegan import metrics
 
         c = self.scale
@@ -129,3 +257,33 @@ class SRTask:
             "psnr_y": metrics.psnr(out_u8, gt_u8, crop_border=c, y_channel=True),
             "ssim_y": metrics.ssim(out_u8, gt_u8, crop_border=c, y_channel=True),
         }
+
+    # ---- paste-back and pictures ------------------------------------------------------------
+
+    def paste_alpha(self, hole: np.ndarray | None, aligned: bool) -> np.ndarray:
+        """The whole face, its border feathered into the bicubic photo (hard-edged when the
+        photo is the aligned face itself)."""
+        from facegan.pasteback import border_alpha
+
+        return border_alpha(self.size, 0.0 if aligned else FEATHER * self.size)
+
+    def visuals(self, batch: TaskBatch, raw: torch.Tensor, result: torch.Tensor) -> list[Visual]:
+        lr = batch.inputs[0]
+        return [
+            Visual("ground truth", batch.target),
+            Visual(f"input x{self.scale} (nearest)", degrade.upscale_nearest(lr, self.scale)),
+            Visual("bicubic", self.reference_outputs(batch)["bicubic"]),
+            Visual("output", result.clamp(-1, 1)),
+        ]
+
+    def compare_columns(self, inputs: np.ndarray, holes: np.ndarray | None, outputs: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        from PIL import Image
+
+        def enlarge(resample) -> np.ndarray:
+            return np.stack([np.asarray(Image.fromarray(f).resize((self.size, self.size), resample)) for f in inputs])
+
+        return [("face input", enlarge(Image.Resampling.NEAREST)), ("bicubic", enlarge(Image.Resampling.BICUBIC)),
+                ("restored", outputs)]
+
+    def photo_panels(self, photo: np.ndarray, canvas: np.ndarray, occluded: np.ndarray | None, restored: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        return [(f"input (bicubic x{self.scale})", canvas), ("restored", restored)]

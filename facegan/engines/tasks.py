@@ -1,18 +1,46 @@
-"""The explicit table of task engines (no registry, no import-time scanning)."""
+"""The table of tasks: one line per task, nothing imported until a task is asked for.
+
+A task is a :class:`facegan.engines.task.Task` subclass in its own module, which also holds
+its recipe schema. Adding one means writing that module and one line here;
+``tests/test_task_contract.py`` then checks every method of it on a tiny model.
+"""
 
 from __future__ import annotations
 
-from facegan.recipe import Recipe
+import importlib
+
+from facegan.errors import FaceganError
+
+#: Task name (the ``task`` key of a recipe) -> ``module:class``.
+TASKS: dict[str, str] = {
+    "inpaint": "facegan.engines.inpaint:InpaintTask",
+    "sr": "facegan.engines.sr:SRTask",
+}
 
 
-def make_task(recipe: Recipe):
-    """The task engine a recipe's ``task`` names."""
-    if recipe.task == "inpaint":
-        from facegan.engines.inpaint import InpaintTask
+def task_names() -> list[str]:
+    """Every task's name, in table order."""
+    return list(TASKS)
 
-        return InpaintTask(recipe)
-    if recipe.task == "sr":
-        from facegan.engines.sr import SRTask
 
-        return SRTask(recipe)
-    raise ValueError(f"unknown task {recipe.task!r}")  # the schema makes this unreachable
+def task_class(name: str):
+    """The Task subclass called ``name``; FaceganError for an unknown name."""
+    from facegan.engines.task import Task
+
+    if name not in TASKS:
+        raise FaceganError(f"unknown task {name!r}; expected one of: {', '.join(TASKS)}")
+    module, _, cls_name = TASKS[name].partition(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    if not (isinstance(cls, type) and issubclass(cls, Task)) or cls.name != name:
+        raise TypeError(f"{TASKS[name]} is not the Task subclass of task {name!r}")
+    return cls
+
+
+def recipe_types() -> dict[str, type]:
+    """Each task's recipe schema, by task name."""
+    return {name: task_class(name).recipe_type for name in TASKS}
+
+
+def make_task(recipe):
+    """The task engine of a validated recipe."""
+    return task_class(recipe.task)(recipe)

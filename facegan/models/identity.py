@@ -206,12 +206,9 @@ class IdentityNet(nn.Module):
         """The ``affine_grid`` matrix for :meth:`crop`: output normalised coordinates -> input
         normalised coordinates (``align_corners=False``: pixel ``k`` of ``n`` is centred at
         ``(2k + 1) / n - 1``)."""
-        out_n = self.input_size
-        out_to_px = np.array([[out_n / 2, 0, (out_n - 1) / 2], [0, out_n / 2, (out_n - 1) / 2],
-                              [0, 0, 1]])
-        px_to_in = np.array([[2 / size, 0, 1 / size - 1], [0, 2 / size, 1 / size - 1], [0, 0, 1]])
-        backbone_to_face = np.vstack([geometry.invert_affine(self._similarity(size)), [0, 0, 1]])
-        return (px_to_in @ backbone_to_face @ out_to_px)[:2]
+        to_face = geometry.invert_affine(self._similarity(size))  # backbone crop -> face, pixels
+        from_out = geometry.invert_affine(geometry.pixel_to_normalized(self.input_size))
+        return geometry.compose(geometry.pixel_to_normalized(size), to_face, from_out)
 
 
 def identity_loss(net: IdentityNet, output: Tensor, target: Tensor) -> Tensor:
