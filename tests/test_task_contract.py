@@ -16,7 +16,7 @@ from PIL import Image
 from facegan.data.loader import to_model_range
 from facegan.data.packed import PackedDataset
 from facegan.engines.task import EvalSettings, Task, TaskBatch, TaskOptions, Visual
-from facegan.engines.tasks import TASKS, make_task, task_class, task_names
+from facegan.engines.tasks import TASKS, make_task, refuse_options, task_class, task_names
 from facegan.errors import FaceganError
 from facegan.recipe import RecipeBase, load_recipe
 from helpers import REPO
@@ -154,4 +154,4 @@ def test_options_and_checkpoints(task):
     for option in set(vars(TaskOptions())) - set(cls.options):
         value = {"mask": "eyes", "scale": 4}[option]
         with pytest.raises(FaceganError, match=f"--{option} is for"):
-            cls.refuse_options(TaskOptions(**{option: value}))
+            refuse_options(cls, TaskOptions(**{option: value}))

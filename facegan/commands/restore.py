@@ -51,7 +51,7 @@ def restore(
       facegan restore face.png --aligned --mask mouth   (no detection)
     """
     from facegan.engines.task import TaskOptions
-    from facegan.engines.tasks import task_class
+    from facegan.engines.tasks import refuse_options, task_class
     from facegan.errors import FaceganError, NoFaceError
     from facegan.photo import (
         RestoreOptions,
@@ -65,7 +65,7 @@ def restore(
                              compare=compare, batch_size=batch_size)
     check_options(options)
     asked = TaskOptions(mask=mask, scale=scale)
-    task_class(task).refuse_options(asked)
+    refuse_options(task_class(task), asked)
     if not source.exists():
         raise FaceganError(f"{source} does not exist")
     console = _console()

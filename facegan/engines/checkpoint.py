@@ -71,7 +71,7 @@ def load_checkpoint(path: str | Path, task: str | None = None, **options) -> dic
     does not take is refused, and the task checks the rest (a ×8 generator cannot upscale ×4).
     """
     from facegan.engines.task import TaskOptions
-    from facegan.engines.tasks import task_class
+    from facegan.engines.tasks import refuse_options, task_class
 
     p = resolve_checkpoint(path)
     ckpt = read_checkpoint(p)
@@ -79,7 +79,7 @@ def load_checkpoint(path: str | Path, task: str | None = None, **options) -> dic
         raise FaceganError(f"{p} is a '{ckpt.get('task')}' checkpoint, not '{task}'")
     opts = TaskOptions(**options)
     cls = task_class(str(ckpt.get("task")))
-    cls.refuse_options(opts, where=str(p))
+    refuse_options(cls, opts, where=str(p))
     cls.check_checkpoint(ckpt, opts, p)
     ckpt["path"] = str(p)
     return ckpt

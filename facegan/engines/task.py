@@ -27,6 +27,7 @@ paste-back                 :meth:`paste_alpha` (blend weights in the aligned fra
 pictures                   :meth:`visuals` (sample grids), :meth:`compare_columns`,
                            :meth:`photo_panels` (``restore --compare``)
 checkpoints                :meth:`checkpoint_info`, :meth:`check_checkpoint`, :meth:`check_resume`
+                           (options another task takes: :func:`facegan.engines.tasks.refuse_options`)
 =========================  ================================================================
 
 Images inside a task are float tensors ``(B, 3, H, W)`` in [-1, 1]; holes are ``(B, 1, S, S)``
@@ -43,8 +44,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
-
-from facegan.errors import FaceganError
 
 
 @dataclass
@@ -110,7 +109,8 @@ class Task(abc.ABC):
     noun: ClassVar[str]
     #: Its recipe schema (a :class:`facegan.recipe.RecipeBase` subclass with ``task: Literal[name]``).
     recipe_type: ClassVar[type]
-    #: The :class:`TaskOptions` fields it understands (others are refused with one line).
+    #: The :class:`TaskOptions` fields it understands (others are refused with one line by
+    #: :func:`facegan.engines.tasks.refuse_options`).
     options: ClassVar[tuple[str, ...]] = ()
     #: Whether inference takes a hole (inpainting) or the whole face (super-resolution).
     takes_hole: ClassVar[bool] = False
@@ -152,25 +152,6 @@ class Task(abc.ABC):
         return {"task": self.name, "scale": self.scale, "size": self.size}
 
     # ---- options ----------------------------------------------------------------------------
-
-    @classmethod
-    def refuse_options(cls, options: TaskOptions, where: str | None = None) -> None:
-        """FaceganError for an option of ``options`` that only other tasks take. ``where`` names
-        the checkpoint being evaluated; without it the message speaks of ``--task`` (restore)."""
-        from facegan.engines.tasks import task_class, task_names
-
-        for option in options.given():
-            if option in cls.options:
-                continue
-            owners = [task_class(n) for n in task_names() if option in task_class(n).options]
-            if where is None:
-                names = " or ".join(t.name for t in owners) or "no task"
-                raise FaceganError(f"--{option} is for --task {names}; --task {cls.name} does not take it")
-            nouns = " or ".join(t.noun for t in owners) or "no task's"
-            names = " or ".join(f"'{t.name}'" for t in owners) or "no"
-            value = getattr(options, option)
-            raise FaceganError(f"--{option} is for {nouns} runs: a {option} (--{option} {value}) is only for {names} "
-                               f"checkpoints, and {where} is a '{cls.name}' checkpoint")
 
     @classmethod
     def check_checkpoint(cls, info: dict, options: TaskOptions, where: str) -> None:

@@ -44,3 +44,21 @@ def recipe_types() -> dict[str, type]:
 def make_task(recipe):
     """The task engine of a validated recipe."""
     return task_class(recipe.task)(recipe)
+
+
+def refuse_options(cls, options, where: str | None = None) -> None:
+    """FaceganError for an option of ``options`` (a TaskOptions) that task class ``cls`` does
+    not take, naming the tasks that do. ``where`` names the checkpoint being loaded; without
+    it the message speaks of ``--task`` (``restore``, before a checkpoint is chosen)."""
+    for option in options.given():
+        if option in cls.options:
+            continue
+        owners = [task_class(n) for n in TASKS if option in task_class(n).options]
+        if where is None:
+            names = " or ".join(t.name for t in owners) or "no task"
+            raise FaceganError(f"--{option} is for --task {names}; --task {cls.name} does not take it")
+        nouns = " or ".join(t.noun for t in owners) or "no task's"
+        names = " or ".join(f"'{t.name}'" for t in owners) or "no"
+        value = getattr(options, option)
+        raise FaceganError(f"--{option} is for {nouns} runs: a {option} (--{option} {value}) is only for {names} "
+                           f"checkpoints, and {where} is a '{cls.name}' checkpoint")
