@@ -94,7 +94,13 @@ class TrainConfig(Section):
     seed: int = 0
     """Seed of weights, data order and masks/degradations (each process adds its rank)."""
     amp: bool = False
-    """bf16 autocast on CUDA (ignored on CPU)."""
+    """bf16 autocast on CUDA, identity network included (ignored on CPU)."""
+    identity_cache: bool = True
+    """Embed each training face's identity-loss target (and its mirror image) once, when the run sees each at least once on average; false embeds the targets at every step (the same loss, slower)."""
+    compile: bool = False
+    """torch.compile the generator, discriminator and identity network (pays on CUDA; measure with `facegan bench train --compare train.compile=true`). Checkpoints and --resume are unaffected."""
+    channels_last: bool = False
+    """Channels-last memory format for models and batches (measure with `facegan bench train --compare train.channels_last=true`)."""
     ema: float = Field(0.999, ge=0, lt=1)
     """Decay of the generator's exponential moving average (used by eval and restore); 0 turns it off."""
     device: str = "auto"

@@ -28,7 +28,7 @@ def ablate(
 ) -> None:
     """Train every variant x seed of an ablation spec, score all runs on the same test images and masks, and compare each variant with the baseline image by image.
 
-    Finished runs are not trained again and unfinished ones resume, so an interrupted study picks up where it stopped.
+    Finished runs are not trained again and unfinished ones resume, so an interrupted study picks up where it stopped. It runs one process (one GPU): under torchrun it refuses; train a variant with `torchrun ... -m facegan train` into the run folder --dry-run names, and ablate then scores it without training it again.
 
     One table: per variant PSNR, SSIM (PSNR-Y/SSIM-Y for super-resolution), identity cosine by the training network and by an independent judge, and the judge's verification rate, each as mean ± 95% CI over images; under each variant its paired difference with the baseline (95% bootstrap CI over images, two-sided sign-flip permutation p). Writes results.md, results.csv and results.png into the study folder.
 
@@ -36,6 +36,14 @@ def ablate(
       facegan ablate --quick
       facegan ablate recipes/ablate_sr.yaml --seeds 3 --out runs/ablate_sr
     """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from facegan.errors import FaceganError
+
+        raise FaceganError("facegan ablate trains its runs one after another in one process and is not started by "
+                           "torchrun; to train a variant on several GPUs, run `torchrun ... -m facegan train` with "
+                           "its recipe (facegan ablate --dry-run lists them), then re-run facegan ablate to score them")
     if spec == DEFAULT_SPEC and not spec.is_file():
         from facegan.errors import FaceganError
 

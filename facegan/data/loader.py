@@ -28,7 +28,8 @@ FLIP_ORDER = [1, 0, 2, 4, 3]
 class FaceBatch:
     images: torch.Tensor  # (B,3,S,S) float in [-1, 1]
     landmarks: torch.Tensor  # (B,5,2) float, pixel-index coordinates
-    indices: torch.Tensor  # (B,) positions in the split
+    indices: torch.Tensor  # (B,) positions in the split (on the device)
+    flipped: torch.Tensor | None = None  # (B,) bool, True where the face was mirrored
 
 
 def to_model_range(images_u8: torch.Tensor) -> torch.Tensor:
@@ -43,7 +44,7 @@ def hflip(batch: FaceBatch, flip: torch.Tensor) -> FaceBatch:
     flipped = batch.landmarks[:, FLIP_ORDER].clone()
     flipped[..., 0] = size - 1 - flipped[..., 0]
     landmarks = torch.where(flip[:, None, None], flipped, batch.landmarks)
-    return FaceBatch(images, landmarks, batch.indices)
+    return FaceBatch(images, landmarks, batch.indices, flip)
 
 
 class BatchLoader:
@@ -102,6 +103,16 @@ class BatchLoader:
             self._perm_epoch = epoch
         return self._perm
 
+    def indices_for_steps(self, first: int, last: int) -> torch.Tensor:
+        """The positions in the split of every face this process takes in steps [first, last)."""
+        per_step = self.batch * self.world
+        picked = []
+        for step in range(first, last):
+            epoch, pos = divmod(step, self.steps_per_epoch)
+            start = pos * per_step + self.rank * self.batch
+            picked.append(self._permutation(epoch)[start : start + self.batch])
+        return torch.unique(torch.cat(picked)) if picked else torch.zeros(0, dtype=torch.long)
+
     def get(self, step: int, generator: torch.Generator | None = None) -> FaceBatch:
         """The batch of global step ``step`` for this process (flips drawn from ``generator``)."""
         epoch, pos = divmod(step, self.steps_per_epoch)
@@ -113,7 +124,7 @@ class BatchLoader:
             raw = self.images[on_device]
         else:
             raw = self.images[index].to(self.device, non_blocking=True)
-        out = FaceBatch(to_model_range(raw), self.landmarks[on_device], index)
+        out = FaceBatch(to_model_range(raw), self.landmarks[on_device], on_device)
         if self.flip:
             draw = torch.rand(self.batch, generator=generator, device=self.device)
             out = hflip(out, draw < 0.5)

@@ -47,7 +47,8 @@ from facegan.recipe import Recipe
 
 #: Recipe keys that may change when a run is resumed (the rest must match the checkpoint).
 RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every",
-                     "train.checkpoint_every", "train.keep_checkpoints", "train.device", "data.placement", "name"}
+                     "train.checkpoint_every", "train.keep_checkpoints", "train.device", "data.placement", "name",
+                     "train.compile", "train.channels_last", "train.identity_cache"}
 #: Faces the sample phase scores and shows.
 SAMPLE_FACES = 8
 
@@ -98,6 +99,21 @@ def check_resume_compatible(stored: dict, current: Recipe) -> None:
         )
 
 
+def weights_digest(modules) -> str:
+    """SHA-256 of the modules' parameters, in order: equal digests mean bit-identical weights.
+    (Buffers such as BatchNorm statistics are left out: under DDP each process updates them
+    from its own slice of the batch, and rank 0's are the ones broadcast and saved.)"""
+    import hashlib
+
+    sha = hashlib.sha256()
+    for module in modules:
+        for key, value in module.named_parameters():
+            sha.update(key.encode())
+            sha.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+                       if value.numel() else b"")
+    return sha.hexdigest()
+
+
 def all_finite(tensors) -> bool:
     """Whether every tensor holds only finite values (one host sync)."""
     flags = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
@@ -107,8 +123,11 @@ def all_finite(tensors) -> bool:
 class Trainer:
     """One run: built (or resumed) by ``__init__``, trained by :meth:`fit`."""
 
-    def __init__(self, recipe: Recipe, out_dir: Path, resume: bool = False, console=None) -> None:
+    def __init__(self, recipe: Recipe, out_dir: Path, resume: bool = False, console=None,
+                 bench_steps: int | None = None) -> None:
         self.recipe, self.out, self.console = recipe, Path(out_dir), console
+        #: `facegan bench train` runs only this many steps: set-up work is limited to them.
+        self.bench_steps = bench_steps
         self.dist = setup_distributed()
         self.device = pick_device(recipe.train.device, self.dist.local_rank)
         self.amp = bool(recipe.train.amp and self.device.type == "cuda")
@@ -161,27 +180,58 @@ class Trainer:
         self.ema = EMA(self.G, r.train.ema) if r.train.ema > 0 else None
         self.task.prepare_training(self.device)  # frozen loss networks; fails early when missing
         self.terms = list(self.task.loss_weights())
-        self.id_net = None
+        self.id_net = self.id_targets = None
         if r.loss.identity > 0:
             from facegan.models.identity import load_identity_net
 
             self.id_net = load_identity_net(r.loss.identity_net, r.loss.identity_weights, device=self.device)
+            self.id_net.amp = self.amp  # its backbone in bf16 on CUDA (the crop and the cosine in fp32)
+            self._embed_targets()
+        if r.train.channels_last:
+            for m in (self.G, self.D, self.id_net):
+                if m is not None:
+                    m.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+
+    def _embed_targets(self) -> None:
+        """Embed every training face (and its mirror image) once, when the run sees each at
+        least once on average (:mod:`facegan.engines.identity_targets`)."""
+        from facegan.engines.identity_targets import TargetEmbeddings, should_cache
+
+        t, n = self.recipe.train, len(self.loader.images)
+        if not t.identity_cache or not should_cache(n, self.recipe.data.hflip, self.total * t.batch * self.dist.world):
+            return
+        status = contextlib.nullcontext()
+        if self.console is not None and self.dist.main:
+            status = self.console.status(f"embedding the {n:,} training faces once for the identity loss")
+        only = self.loader.indices_for_steps(0, self.bench_steps) if self.bench_steps else None
+        with status:
+            self.id_targets = TargetEmbeddings(self.id_net, self.loader.images, self.recipe.data.hflip, self.device,
+                                               t.batch, only=only)
 
     def _build_optimizers(self) -> None:
         t = self.recipe.train
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=t.betas)
+        fused = self.device.type == "cuda"  # one kernel per step for all parameters
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=t.betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d, betas=t.betas, fused=fused)
         self.sched_g = self._scheduler(self.opt_g, self.total)
         self.sched_d = self._scheduler(self.opt_d, self.d_steps)
 
     def _wrap_distributed(self) -> None:
-        self.G_train, self.D_train = self.G, self.D
+        """The modules the step calls: DDP-wrapped under torchrun, compiled with train.compile
+        (the plain modules keep the weights: checkpoints never see the wrappers)."""
+        self.G_train, self.D_train, self.D_frozen = self.G, self.D, self.D
         if self.dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.G_train = DDP(self.G, device_ids=ids)
             self.D_train = DDP(self.D, device_ids=ids)
+        if self.recipe.train.compile:
+            self.G_train, self.D_train, self.D_frozen = (torch.compile(m) for m in (self.G_train, self.D_train, self.D))
+            if self.id_net is not None:
+                self.id_net.backbone = torch.compile(self.id_net.backbone)
 
     @property
     def d_steps(self) -> int:
@@ -230,6 +280,8 @@ class Trainer:
         with phase("batch"):
             gen = step_generator(self.device, self.recipe.train.seed, self.dist.rank, self.step)
             faces = self.loader.get(self.step, gen)
+            if self.recipe.train.channels_last:
+                faces.images = faces.images.contiguous(memory_format=torch.channels_last)
             batch = self.task.train_batch(faces.images, faces.landmarks, gen)
         with phase("g_forward"), autocast:
             raw, result = self.task.run(self.G_train, batch)
@@ -256,14 +308,16 @@ class Trainer:
             with phase("identity"):
                 from facegan.models.identity import identity_loss
 
-                loss_id = identity_loss(self.id_net, result.float(), batch.target.float())
+                known = self.id_targets is not None and batch.target is faces.images
+                target_emb = self.id_targets.lookup(faces.indices, faces.flipped) if known else None
+                loss_id = identity_loss(self.id_net, result.float(), batch.target.float(), target_emb)
 
         with phase("g_step"):
             self.D.requires_grad_(False)  # no gradient spent on D's weights in the G step
             loss_adv = nan
             with autocast:
                 if not warm:
-                    logit_g = self.D(result)  # the plain module: no gradient sync for D in the G step (DDP)
+                    logit_g = self.D_frozen(result)  # not DDP-wrapped: no gradient sync for D in the G step
                     loss_adv = F.binary_cross_entropy_with_logits(logit_g.float(), torch.ones_like(logit_g, dtype=torch.float32))
                 terms = self.task.losses(raw, result, batch)
             weights = self.task.loss_weights()
@@ -399,7 +453,19 @@ class Trainer:
         return path
 
     def checkpoint(self, progress: TrainProgress) -> None:
-        """Save on rank 0; every rank waits for it."""
+        """Save on rank 0; every rank waits for it. Under torchrun every rank first shows the
+        digest of its weights: DDP keeps them bit-identical, and a run whose ranks drifted
+        apart stops here instead of saving one rank's view of it."""
+        if self.dist.world > 1:
+            models = [self.G, self.D] + ([self.ema.model] if self.ema is not None else [])
+            digests = [None] * self.dist.world
+            torch.distributed.all_gather_object(digests, weights_digest(models))
+            if len(set(digests)) > 1:
+                raise FaceganError(f"step {self.step}: the {self.dist.world} processes hold different weights "
+                                   "(DDP should keep them identical); not saving")
+            if self.dist.main:
+                self.log.write([dict(kind="ddp", step=self.step, world=self.dist.world, weights_sha256=digests[0],
+                                     ranks_identical=True)])
         if self.dist.main:
             path = self.save()
             progress.note(f"checkpoint {path.relative_to(self.out)}")
@@ -417,8 +483,13 @@ class Trainer:
             truncate_log(self.log.path, self.step)
         device = str(self.device) + (" bf16" if self.amp else "")
         progress = TrainProgress(self.recipe.name, device, self.total, self.step, self.console, enabled=self.dist.main)
-        if self.dist.main and self._sample_split() is None:
-            progress.note("no validation faces (the val split is empty): training without samples or val scores", "yellow")
+        if self.dist.main:
+            self.log.write([dict(kind="start", step=self.step, world=self.dist.world, batch_per_process=t.batch,
+                                 global_batch=t.batch * self.dist.world, device=str(self.device),
+                                 identity_targets_cached=self.id_targets is not None)])
+            if self._sample_split() is None:
+                progress.note("no validation faces (the val split is empty): training without samples or val scores",
+                              "yellow")
         pending: list[torch.Tensor] = []
         last_flush = time.perf_counter()
         with progress:

@@ -153,6 +153,9 @@ class IdentityNet(nn.Module):
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         super().train(False)
+        #: Run the backbone in bf16 on CUDA (training with train.amp); the crop, the
+        #: normalisation and the embeddings stay float32.
+        self.amp = False
 
     def train(self, mode: bool = True) -> IdentityNet:
         """Stays in eval mode whatever ``mode`` is (so a parent's ``.train()`` cannot switch
@@ -194,7 +197,12 @@ class IdentityNet(nn.Module):
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     def _embed01(self, x01: Tensor) -> Tensor:
-        emb = self.backbone((x01 - self.mean) / self.std)
+        x = (x01 - self.mean) / self.std
+        if self.amp and x.device.type == "cuda":
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                emb = self.backbone(x)
+        else:
+            emb = self.backbone(x)
         return F.normalize(emb.float(), dim=1)
 
     def _similarity(self, size: int) -> np.ndarray:
@@ -211,16 +219,18 @@ class IdentityNet(nn.Module):
         return geometry.compose(geometry.pixel_to_normalized(size), to_face, from_out)
 
 
-def identity_loss(net: IdentityNet, output: Tensor, target: Tensor) -> Tensor:
+def identity_loss(net: IdentityNet, output: Tensor, target: Tensor | None = None,
+                  target_emb: Tensor | None = None) -> Tensor:
     """Mean of ``1 - cosine`` between the embeddings of ``output`` and ``target``.
 
-    The target is embedded without gradients; gradients flow to ``output`` only (the network
-    is frozen).
+    The target is embedded without gradients (or its embeddings ``target_emb`` are given, e.g.
+    computed once per training face); gradients flow to ``output`` only (the network is frozen).
     """
-    if output.shape != target.shape:
-        raise ValueError(f"output {tuple(output.shape)} and target {tuple(target.shape)} differ")
-    with torch.no_grad():
-        target_emb = net(target)
+    if target_emb is None:
+        if target is None or output.shape != target.shape:
+            raise ValueError(f"output {tuple(output.shape)} and target {None if target is None else tuple(target.shape)} differ")
+        with torch.no_grad():
+            target_emb = net(target)
     return (1.0 - (net(output) * target_emb).sum(dim=1)).mean()
 
 

@@ -118,17 +118,23 @@ def bench_prepare(
     size: int = 128,
     folder: str | Path | None = None,
     console=None,
+    root: str | Path | None = None,
 ) -> list[BenchRow]:
-    """Time ``prepare_celeba`` on a synthetic ``n_images`` tree once per worker count."""
-    from facegan.data.celeba import prepare_celeba
+    """Time ``prepare_celeba`` once per worker count, on a synthetic ``n_images`` tree, or on
+    the real CelebA-format tree at ``root`` (every image it lists; ``n_images`` is ignored)."""
+    from facegan.data.celeba import prepare_celeba, scan_celeba
 
     own = folder is None
     base = Path(tempfile.mkdtemp(prefix="facegan-bench-")) if own else Path(folder)
     try:
-        root = base / "celeba"
-        if console is not None:
-            console.print(f"writing {n_images:,} synthetic CelebA JPEGs to {root} ...")
-        make_synthetic_celeba(root, n_images)
+        if root is None:
+            root = base / "celeba"
+            if console is not None:
+                console.print(f"writing {n_images:,} synthetic CelebA JPEGs to {root} ...")
+            make_synthetic_celeba(root, n_images)
+        else:
+            root = Path(root)
+            n_images = sum(len(v) for v in scan_celeba(root).sources.values())
         rows = []
         for w in workers:
             cpu0, started = _cpu_seconds(), time.perf_counter()
