@@ -106,6 +106,20 @@ def load_image(path: str | Path) -> Image.Image:
         raise FaceganError(f"{path} is not an image ({reason})") from None
 
 
+def load_alpha(path: str | Path) -> np.ndarray | None:
+    """The alpha channel of an image file (uint8 (H, W), EXIF orientation applied), or None when
+    it has no transparency. `restore` gives it back to the restored photo."""
+    try:
+        with Image.open(path) as img:
+            if not (img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)):
+                return None
+            img.load()
+            alpha = np.asarray(ImageOps.exif_transpose(img).convert("RGBA"))[..., 3]
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError):
+        return None
+    return None if alpha.min() == 255 else alpha.copy()
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB (16-bit and float grey rescaled, alpha over white)."""
     if img.mode == "RGB":

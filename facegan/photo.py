@@ -96,6 +96,8 @@ class PhotoJob:
     canvas: np.ndarray
     faces: list[FaceJob]
     user_hole: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+    """The photo's alpha channel (uint8 (H, W)) when it has transparency: the output keeps it."""
 
 
 @dataclass
@@ -244,9 +246,10 @@ class PhotoRestorer:
         when no face is found, and FaceganError when a user mask covers none of the faces.
         """
         from facegan.data.mask_files import load_mask_for_photo
-        from facegan.faces import load_photo
+        from facegan.faces import load_alpha, load_photo
 
         photo = np.asarray(load_photo(item.path))
+        alpha = load_alpha(item.path)
         h, w = photo.shape[:2]
         user_hole = None
         if isinstance(item.mask, Path):
@@ -266,7 +269,7 @@ class PhotoRestorer:
             landmarks.append(points)
         if self.task.takes_hole:
             self._place_holes(item, faces, landmarks, user_hole)
-        return PhotoJob(item=item, photo=photo, canvas=canvas, faces=faces, user_hole=user_hole)
+        return PhotoJob(item=item, photo=photo, canvas=canvas, faces=faces, user_hole=user_hole, alpha=alpha)
 
     def _align(self, photo: np.ndarray, path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(aligned face at the input size, photo -> aligned map, landmarks in the model frame)."""
@@ -354,6 +357,24 @@ class PhotoRestorer:
         return canvas
 
 
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _with_alpha(restored: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
+    """The restored photo, with the input's transparency (resized to it) when it had some."""
+    image = Image.fromarray(restored)
+    if alpha is None:
+        return image
+    h, w = restored.shape[:2]
+    a = Image.fromarray(alpha)
+    if a.size != (w, h):
+        a = a.resize((w, h), Image.Resampling.BICUBIC)
+    image.putalpha(a)
+    return image
+
+
 def _shrink(img: np.ndarray) -> np.ndarray:
     """``img`` shrunk (LANCZOS) so that its longer side is at most :data:`COMPARE_MAX_SIDE`."""
     h, w = img.shape[:2]
@@ -399,7 +420,7 @@ def restore_photos(
             restored, occluded = engine.finish(job)
             restored_path, compare_path = output_paths(job.item.path, out_dir)
             try:
-                save_image(Image.fromarray(restored), restored_path)
+                save_image(_with_alpha(restored, job.alpha), restored_path)
                 if options.compare:
                     save_image(engine.compare_image(job, restored, occluded), compare_path)
             except OSError as exc:
@@ -417,10 +438,11 @@ def restore_photos(
             if strict:
                 raise
             summary.no_face.append(item.path)
-        except FaceganError as err:
+        except Exception as err:  # one photo's problem never stops the batch
+            reason = str(err) if isinstance(err, FaceganError) else _one_line(err)
             if strict:
-                raise
-            summary.failed.append((item.path, str(err)))
+                raise (err if isinstance(err, FaceganError) else FaceganError(f"cannot restore {item.path}: {reason}")) from None
+            summary.failed.append((item.path, reason))
         else:
             pending.append(job)
             if sum(len(j.faces) for j in pending) >= options.batch_size:

@@ -29,14 +29,15 @@ from facegan.errors import FaceganError
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors, docstrings are help."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)
 
 
 class DataConfig(Section):
     """The ``data`` keys every task shares."""
 
     path: str = "data/sample"
-    """Packed dataset directory made by `facegan prepare` (relative paths: from the working directory)."""
+    """Packed dataset directory made by `facegan prepare` (relative paths: from the working directory); when a recipe leaves it out, `facegan train` says it trains on this default."""
     size: int = Field(128, ge=32, le=1024)
     """Image side in pixels (sr: of the high-resolution faces); must equal the packed dataset's size and be a multiple of 16."""
     hflip: bool = True
@@ -272,13 +273,36 @@ def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
         raise FaceganError(_format_error(source, err)) from None
 
 
+class _DuplicateKey(Exception):
+    """A YAML mapping names the same key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing duplicate keys (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(f"duplicate key {key!r} (lines {seen[key]} and {line}): keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _UniqueKeyLoader.construct_mapping)
+
+
 def load_raw(path: str | Path, what: str = "recipe") -> dict:
     """The YAML mapping in ``path`` (a recipe, an ablation spec); one-line errors."""
     path = Path(path)
     if not path.is_file():
-        raise FaceganError(f"{what} {path} not found")
+        raise FaceganError(f"{what} {path} not found" if not path.is_dir() else f"{what} {path} is a folder, not a YAML file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except _DuplicateKey as err:
+        raise FaceganError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -27,10 +27,15 @@ def keys(
 
     from facegan.recipe import describe_keys, describe_keys_by_task
 
+    from facegan.errors import FaceganError
+
     if task is not None:
         rows = [(k, task, d, doc) for k, d, doc in describe_keys(task)]
     else:
         rows = describe_keys_by_task()
+    sections = list(dict.fromkeys(k.split(".")[0] for k, *_ in rows if "." in k))
+    if section is not None and section not in sections:
+        raise FaceganError(f"unknown section {section!r}; choose one of: {', '.join(sections)}")
     table = Table(title="recipe keys" + (f" (task: {task})" if task else ""))
     columns = ("key", "default", "meaning") if task else ("key", "task", "default", "meaning")
     for col in columns:

@@ -40,8 +40,14 @@ def restore(
     (bicubic) with each face replaced by the restored one.
 
     Writes OUT/<stem>_restored.png (and <stem>_compare.png with --compare);
-    never overwrites an input. A photo without a face exits with code 3 and
-    writes nothing; in a folder, such photos and unreadable ones are listed.
+    never overwrites an input. A photo with transparency (RGBA PNG) keeps it:
+    faces are found and restored on the photo over white, and the output gets
+    the input's alpha channel back. In a folder, photos that cannot be
+    restored (unreadable, too small, no face, no mask) are listed and skipped
+    and the others are restored.
+
+    Exit codes: 0 every photo restored; 1 some photos of a folder skipped
+    (listed); 2 bad input or options (nothing written); 3 no face in any photo.
 
     Examples:
       facegan restore photo.jpg --mask eyes
@@ -81,6 +87,10 @@ def restore(
         if summary.no_face and not summary.failed:
             raise NoFaceError(f"no face found in any of the {len(summary.no_face)} photo(s) in {source}")
         raise FaceganError(f"nothing restored from {source}")
+    skipped = len(summary.no_face) + len(summary.no_mask) + len(summary.failed)
+    if skipped:
+        raise FaceganError(f"{skipped} of {summary.photos} photo(s) skipped (listed above); the others were restored",
+                           exit_code=1)
 
 
 def _restore_folder(source: Path, out: Path, restorer, options, console):

@@ -34,10 +34,16 @@ def train(
 
     overrides = list(set_ or [])
     run_dir = None
+    if resume and not recipe.exists():
+        raise FaceganError(f"no run at {recipe} (--resume takes the run folder of an earlier `facegan train`)")
+    if out is not None and out.exists() and not out.is_dir():
+        raise FaceganError(f"--out {out} is a file, not a run folder")
     if recipe.is_dir():
         if not resume:
             raise FaceganError(f"{recipe} is a folder; pass a recipe YAML, or --resume to continue the run in it")
         run_dir, recipe = recipe, recipe / "recipe.yaml"
+        if not recipe.is_file():
+            raise FaceganError(f"no run at {run_dir} (it has no recipe.yaml)")
     resolved = load_recipe(recipe, overrides)
     if run_dir is not None:
         resolved.name = run_dir.name

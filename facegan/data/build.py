@@ -310,10 +310,26 @@ def build_and_report(
     result = build(out, sources, op, meta, workers, force=force, console=console,
                    description=description, problems=problems, on_progress=on_progress)
     print_problems(console, result.problems)
+    warn_empty_splits(console, result.counts)
     print_summary(console, out, f"wrote {out}: {label(result)} at {op.size}x{op.size} in "
                   f"{result.seconds:.1f} s ({human_rate(result.images_per_second)} images/s, "
                   f"{result.workers} worker(s))")
     return result
+
+
+#: What an empty split means for the user.
+EMPTY_SPLIT_EFFECT = {"train": "nothing to train on", "val": "training shows no validation samples or scores",
+                      "test": "`facegan eval` has nothing to score (pass --split)"}
+
+
+def warn_empty_splits(console, counts: dict[str, int]) -> None:
+    """Say which standard splits came out empty, and what that means."""
+    if console is None:
+        return
+    for name in SPLIT_ORDER:
+        if counts.get(name, 0) == 0:
+            console.print(f"[yellow]warning:[/] split '{name}' is empty: {EMPTY_SPLIT_EFFECT[name]} "
+                          "(more photos or other --split fractions give it some)")
 
 
 def print_summary(console, out: Path, headline: str) -> None:

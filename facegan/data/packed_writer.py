@@ -9,11 +9,13 @@ dataset. :func:`write_packed` writes splits held in memory through the same writ
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ import numpy as np
 from facegan import __version__
 from facegan.data.packed import CSV_HEADER, FORMAT, FORMAT_VERSION, HASH_CHUNK, is_packed_dir
 from facegan.errors import FaceganError
+from facegan.locks import exclusive, remove_stale
 from facegan.geometry import TEMPLATE, TEMPLATE_NAME
 
 
@@ -237,7 +240,9 @@ class PackedWriter:
 
     Images go straight to ``<split>.npy`` in a hidden temp folder beside ``out`` (the
     header's count is written when the split ends), so memory use does not grow with the
-    dataset. ``out`` is checked when the writer opens (before any work) and again when it
+    dataset. The destination is locked while the writer is open (a second writer of the same
+    ``out`` is refused at once), and temp folders that killed writers left beside it are
+    removed. ``out`` is checked when the writer opens (before any work) and again when it
     finishes; :meth:`finish` writes meta.json and renames the folder into place. Leaving the
     block without :meth:`finish` (an error, Ctrl-C) removes the temp folder and leaves
     ``out`` as it was.
@@ -256,8 +261,15 @@ class PackedWriter:
         self.force = force
         if self.size < 1:
             raise ValueError(f"PackedWriter: bad size {size}")
-        _check_destination(self.out, force)
-        self.tmp = _make_tmp(self.out)
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(exclusive(self.out.parent / f".{self.out.name}.lock", f"dataset folder {self.out}"))
+        try:
+            _check_destination(self.out, force)
+            remove_stale(self.out.parent, rf"\.{re.escape(self.out.name)}\.(tmp|old)-(?P<pid>\d+)")
+            self.tmp = _make_tmp(self.out)
+        except BaseException:
+            self._lock.close()
+            raise
         self._current: _SplitStream | None = None
         self._done: dict[str, dict] = {}
         self._closed = False
@@ -316,6 +328,7 @@ class PackedWriter:
         _check_destination(self.out, self.force)  # the world may have changed meanwhile
         _finish(self.tmp, self.out, full_meta)
         self._closed = True
+        self._lock.close()
         return self.out
 
     def abort(self) -> None:
@@ -325,6 +338,7 @@ class PackedWriter:
             self._current = None
         shutil.rmtree(self.tmp, ignore_errors=True)
         self._closed = True
+        self._lock.close()
 
 
 def check_meta(meta: dict, who: str) -> None:

@@ -43,8 +43,23 @@ def check_workers(workers: int | None) -> int:
     return workers
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (a SIGKILLed `prepare` must not leave
+    workers behind that fail later with BrokenPipe tracebacks); elsewhere a no-op."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _init_worker(uses_torch: bool) -> None:
-    """Runs once in each worker: leave Ctrl-C to the parent; one torch thread per process."""
+    """Runs once in each worker: die with the parent; leave Ctrl-C to it; one torch thread."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if uses_torch:
         import torch

@@ -21,10 +21,15 @@ FORMAT = "facegan-checkpoint"
 FORMAT_VERSION = 1
 
 
+#: Temp files of atomic saves: ``.<name>.<pid>.<random>.tmp`` (facegan.locks.remove_stale).
+TEMP_PATTERN = r"\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp"
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename over ``path``."""
+    """torch.save to a temp file in the same folder (named after this process), fsync, then
+    rename over ``path``: a reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -113,9 +118,15 @@ def build_eval_generator(ckpt: dict, device: torch.device | str = "cpu") -> torc
     from facegan.engines.tasks import make_task
     from facegan.recipe import validate_recipe
 
-    recipe = validate_recipe(ckpt["recipe"], source=f"{ckpt.get('path', 'checkpoint')} (stored recipe)")
+    where = ckpt.get("path", "checkpoint")
+    recipe = validate_recipe(ckpt.get("recipe"), source=f"{where} (stored recipe)")
     gen = make_task(recipe).build_generator()
-    state = ckpt.get("ema") or ckpt["generator"]
+    state = ckpt.get("ema") or ckpt.get("generator")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise FaceganError(f"{where} holds no generator weights")
+    if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+        raise FaceganError(f"{where} holds non-finite generator weights (NaN or inf): it comes from a diverged run; "
+                           "use an earlier checkpoint (checkpoints/step_*.pt)")
     try:
         gen.load_state_dict(state)
     except FaceganError as err:  # e.g. SR weights of another scale

@@ -244,7 +244,12 @@ class Trainer:
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
     def _resume(self, path: Path) -> None:
-        ckpt = load_checkpoint(path, task=self.task.name)
+        try:
+            ckpt = load_checkpoint(path, task=self.task.name)
+        except FaceganError as err:
+            if "not a readable" not in str(err) and "not a facegan checkpoint" not in str(err):
+                raise
+            raise FaceganError(f"{err}; {_intact_hint(path)}") from None
         self.task.check_resume(ckpt, str(path))
         check_resume_compatible(ckpt["recipe"], self.recipe)
         self.G.load_state_dict(ckpt["generator"])
@@ -513,6 +518,19 @@ class Trainer:
     run = fit
 
 
+def _intact_hint(last: Path) -> str:
+    """Where to resume from when last.pt is damaged: the newest step_*.pt that loads."""
+    from facegan.engines.checkpoint import read_checkpoint
+
+    for candidate in sorted(last.parent.glob("step_*.pt"), reverse=True):
+        try:
+            read_checkpoint(candidate, mmap=True)
+        except FaceganError:
+            continue
+        return f"the newest intact checkpoint is {candidate}: copy it to {last} and --resume again"
+    return "no intact step_*.pt is left beside it: start the run again with --out"
+
+
 @contextlib.contextmanager
 def _no_phase(name: str):
     yield
@@ -538,10 +556,37 @@ def describe(trainer: Trainer) -> str:
 
 
 def train(recipe: Recipe, out_dir: Path, resume: bool = False, console=None) -> Path:
-    """Train a recipe into ``out_dir``; returns the path of the final checkpoint."""
-    trainer = Trainer(recipe, out_dir, resume=resume, console=console)
-    if console is not None and trainer.dist.main:
-        console.print(describe(trainer))
-        if recipe.train.amp and not trainer.amp:
-            console.print("[yellow]train.amp is on but there is no CUDA device: training in fp32[/]")
-    return trainer.fit()
+    """Train a recipe into ``out_dir``; returns the path of the final checkpoint.
+
+    The run folder is locked for the whole run (a second `facegan train` on it is refused at
+    once; the lock dies with the process), and temp files that killed runs left in it are removed.
+    """
+    import os
+
+    from facegan.engines.checkpoint import TEMP_PATTERN
+    from facegan.locks import exclusive, remove_stale
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FaceganError(f"--out {out_dir} is a file, not a run folder")
+    main = int(os.environ.get("RANK", "0")) == 0
+    new = not out_dir.exists()
+    lock_file = out_dir / ".facegan.lock"
+    try:
+        with exclusive(lock_file, f"run folder {out_dir}") if main else contextlib.nullcontext():
+            if main:
+                for stale in remove_stale(out_dir / "checkpoints", TEMP_PATTERN):
+                    if console is not None:
+                        console.print(f"[dim]removed {stale.name}, left by a run that was killed while saving[/]")
+            trainer = Trainer(recipe, out_dir, resume=resume, console=console)
+            if console is not None and trainer.dist.main:
+                console.print(describe(trainer))
+                if "path" not in recipe.data.model_fields_set:
+                    console.print(f"[yellow]the recipe names no data.path: training on {recipe.data.path}, the default "
+                                  "(set data.path to choose the dataset)[/]")
+                if recipe.train.amp and not trainer.amp:
+                    console.print("[yellow]train.amp is on but there is no CUDA device: training in fp32[/]")
+            return trainer.fit()
+    finally:
+        if main and new and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # refused before anything was written: leave no folder behind
