@@ -7,13 +7,38 @@ only typer at import time (torch and friends are imported inside the commands), 
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from typer.core import TyperGroup
 
 from facegan import __version__
 from facegan.commands import ablate, evaluate, keys, prepare, restore, train
 from facegan.commands import bench
 
+class FaceganGroup(TyperGroup):
+    """The command group, reporting usage errors (a bad option value, an unknown option, a
+    missing argument) as one ``error:`` line with exit code 2, like every other user error."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.BadParameter.__mro__[1] as err:  # click's UsageError
+            message = err.format_message().strip()
+            if message:  # (none when a bare group printed its help)
+                where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+                print(f"error: {message}{where}", file=sys.stderr)
+            code = 2
+        except typer.Abort:
+            print("interrupted", file=sys.stderr)
+            code = 130
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=FaceganGroup,
     name="facegan",
     help="Identity-preserving GANs for faces: inpainting of occluded faces and super-resolution (x2, x4, x8).\n\n"
     "Quick start: facegan prepare sample && facegan train recipes/quickstart_inpaint.yaml",

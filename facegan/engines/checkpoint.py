@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,9 @@ def read_checkpoint(path: Path, mmap: bool = False) -> dict:
     """The facegan checkpoint in the file ``path`` (format checked, nothing else); ``mmap``
     maps the tensors instead of reading them (for a quick look at its fields)."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():  # torch's remarks on foreign pickles: we refuse them anyway
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # truncated file, not a torch file, pickled code...
         raise FaceganError(f"{path} is not a readable facegan checkpoint ({type(err).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
