@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.facegan-installed
 RUN     = runs/quickstart_inpaint
 
-.PHONY: demo test install clean-demo
+.PHONY: demo test install clean-demo gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ test: $(STAMP)
 
 clean-demo:
 	rm -rf $(RUN)
+
+# The checks only a GPU can answer (AMP, throughput, MFU, memory, restore latency): one JSON.
+gpu-check: $(STAMP)
+	$(BIN)/python scripts/gpu_check.py --out gpu_check.json

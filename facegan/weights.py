@@ -5,7 +5,7 @@ Every pretrained network facegan uses has one :class:`WeightSpec` in :data:`WEIG
 
 1. an explicit path (a recipe key such as ``loss.identity_weights``, passed in by the caller);
 2. the spec's environment variable (e.g. ``FACEGAN_WEIGHTS_FACENET_VGGFACE2=/path/file.pt``);
-3. the copy shipped inside the package (``facegan/assets/weights``; MobileFaceNet only);
+3. the copy shipped inside the package (``facegan/assets/weights``, as safetensors; MobileFaceNet only);
 4. the torch hub cache, ``torch.hub.get_dir()/checkpoints/<filename>``;
 5. a download into that cache: to a temporary file, verified, then renamed into place.
 
@@ -86,9 +86,9 @@ class WeightSpec:
 WEIGHTS: dict[str, WeightSpec] = {
     "mobilefacenet": WeightSpec(
         name="mobilefacenet",
-        filename="mobilefacenet.pt",
+        filename="mobilefacenet.safetensors",
         url=None,
-        sha256="90a00ba1d8b0b688af3deb731ed53dca582e6106805d1bc3cfdef55f570493f4",
+        sha256="fb6017d443b9c3913b15f527df7fa34b30423a2c3706a680f2a41786d61e6ba1",
         env_var="FACEGAN_WEIGHTS_MOBILEFACENET",
         option="loss.identity_weights",
         build=_mobilefacenet,
@@ -213,6 +213,8 @@ class _Unusable(Exception):
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
     with open(path, "rb") as f:
         head = f.read(64)
     # torch.save writes a zip archive (PK..), or a bare pickle (0x80 ..) in the legacy format.
@@ -234,6 +236,20 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise _Unusable("is not a state dict (not every entry is a named tensor)")
     return dict(state)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors (the format facegan ships: no pickle, nothing to execute)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _Unusable(f"is not a readable safetensors file ({_one_line(exc)})") from None
+    if not state:
+        raise _Unusable("holds no tensors")
+    return state
 
 
 def _fit_state_dict(

@@ -194,12 +194,12 @@ def test_state_dict_that_does_not_fit_names_the_file(cache: Path, tmp_path: Path
 
 def test_packaged_mobilefacenet_needs_no_network_and_is_checked(cache: Path, tmp_path, monkeypatch) -> None:
     path = resolve_weights("mobilefacenet")
-    assert path == weights.PACKAGED_DIR / "mobilefacenet.pt"
+    assert path == weights.PACKAGED_DIR / "mobilefacenet.safetensors"
     assert sha256_file(path) == weights.WEIGHTS["mobilefacenet"].sha256
     assert (weights.PACKAGED_DIR / "LICENSE-mobilefacenet.txt").is_file()
     bad = tmp_path / "assets"
     bad.mkdir()
-    (bad / "mobilefacenet.pt").write_bytes(path.read_bytes()[:-10])
+    (bad / "mobilefacenet.safetensors").write_bytes(path.read_bytes()[:-10])
     monkeypatch.setattr(weights, "PACKAGED_DIR", bad)
     with pytest.raises(FaceganError, match="shipped with facegan are corrupted.*reinstall"):
         resolve_weights("mobilefacenet")

@@ -1,6 +1,6 @@
 """MobileFaceNet (Chen et al., 2018, "MobileFaceNets: Efficient CNNs for Accurate Real-Time Face
 Verification on Mobile Devices"), laid out to load the weights facegan ships
-(``facegan/assets/weights/mobilefacenet.pt``, from foamliu/MobileFaceNet) with ``strict=True``.
+(``facegan/assets/weights/mobilefacenet.safetensors``, from foamliu/MobileFaceNet) with ``strict=True``.
 
 The body follows the paper's Table 1 for a 112x112 input:
 
