@@ -13,8 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from facegan import __version__
-from facegan.commands import ablate, evaluate, keys, prepare, restore, train
-from facegan.commands import bench
+from facegan.commands import ablate, bench, evaluate, export, keys, models, prepare, restore, train
 
 class FaceganGroup(TyperGroup):
     """The command group, reporting usage errors (a bad option value, an unknown option, a
@@ -69,6 +68,8 @@ app.command("eval", help=evaluate.HELP)(evaluate.eval_)
 app.command("restore")(restore.restore)
 app.command("keys")(keys.keys)
 app.command("ablate")(ablate.ablate)
+app.command("models")(models.models)
+app.command("export")(export.export)
 
 
 def main() -> None:

@@ -51,8 +51,11 @@ class Evaluation:
     """Each no-model reference's per-image metrics, by reference key."""
 
 
-def eval_dir_for(ckpt_path: Path) -> Path:
-    """<run>/eval for a run's checkpoint, else <checkpoint stem>_eval beside the file."""
+def eval_dir_for(ckpt_path: Path, bundled: str | None = None) -> Path:
+    """<run>/eval for a run's checkpoint, runs/eval-<name> for a bundled model, else
+    <checkpoint stem>_eval beside the file."""
+    if bundled:
+        return Path("runs") / f"eval-{bundled}"
     if ckpt_path.parent.name == "checkpoints":
         return ckpt_path.parent.parent / "eval"
     return ckpt_path.parent / f"{ckpt_path.stem}_eval"
@@ -165,7 +168,7 @@ def evaluate(
     values = per_image.pop("model")
     estimates = {name: _estimates(v) for name, v in [("model", values), *per_image.items()]}
 
-    target_dir = out_path if out_path is not None else eval_dir_for(ckpt_path)
+    target_dir = out_path if out_path is not None else eval_dir_for(ckpt_path, ckpt.get("bundled"))
     stem = f"{split_name}_{settings.label}"
     csv_path = target_dir / f"{stem}.csv"
     _write_csv(csv_path, faces.files[:n], faces.identities[:n], values)

@@ -14,17 +14,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facegan.errors import FaceganError
+
 
 def find_checkpoint(checkpoint: str | Path | None, task: str, runs_dir: Path, console=None, **options) -> dict:
-    """Load ``checkpoint`` (file or run folder), or the newest run of ``task`` in ``runs_dir``.
+    """Load ``checkpoint`` (file, run folder or bundled model name); without one, the newest run
+    of ``task`` in ``runs_dir``, else the bundled model of ``task``.
 
     ``options`` are the task options asked for (e.g. ``scale=2`` picks the newest ×2 run and
     refuses a checkpoint of another scale).
     """
+    from facegan.bundled import default_model
     from facegan.engines.checkpoint import load_checkpoint, newest_run_checkpoint
 
     if checkpoint is None:
-        path = newest_run_checkpoint(runs_dir, task, **options)
+        try:
+            path = newest_run_checkpoint(runs_dir, task, **options)
+        except FaceganError as no_run:
+            model = default_model(task, options.get("scale"))
+            if model is None:
+                raise no_run from None
+            if console is not None:
+                console.print(f"using the bundled model {model.name} ({model.card.get('training_data', '')}; "
+                              f"licence: {model.card.get('licence', '?')}); pass --checkpoint to choose")
+            return load_checkpoint(model.name, task=task, **options)
         if console is not None:
             console.print(f"using the newest {task} run: {path.parent.parent} (pass --checkpoint to choose)")
         checkpoint = path

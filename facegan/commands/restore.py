@@ -25,7 +25,8 @@ def restore(
     aligned: bool = typer.Option(False, "--aligned", help="The input is an aligned face crop: skip detection."),
     scale: Optional[int] = typer.Option(None, "--scale", help="sr: the upscaling factor (picks the newest run of that scale; refuses a checkpoint of another) \\[default: the checkpoint's]."),
     compare: bool = typer.Option(False, "--compare", help="Also write <stem>_compare.png: input | occluded | restored, whole photo and per face."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file or run folder \\[default: the newest run of --task in runs/]."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run folder, bundled model name (facegan models), or with --backend onnx an exported .onnx file \\[default: the newest run of --task in runs/, else the bundled model of --task]."),
+    backend: str = typer.Option("torch", "--backend", help="torch, or onnx: run the generator of an exported --checkpoint MODEL.onnx with onnxruntime (the same detection, alignment and paste-back) \\[default: onnx for a .onnx checkpoint]."),
     out: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     batch_size: int = typer.Option(8, "--batch-size", help="Faces per generator call."),
@@ -76,7 +77,14 @@ def restore(
         raise FaceganError(f"{source} does not exist")
     console = _console()
     given = {k: v for k, v in vars(asked).items() if v is not None}
-    restorer = Restorer.find(task, checkpoint, "runs", device, console, **given)
+    if checkpoint is not None and str(checkpoint).endswith(".onnx") and backend == "torch":
+        backend = "onnx"
+    if backend == "onnx":
+        restorer = _onnx_restorer(checkpoint, task, asked)
+    elif backend == "torch":
+        restorer = Restorer.find(task, checkpoint, "runs", device, console, **given)
+    else:
+        raise FaceganError(f"--backend {backend!r}: choose torch or onnx")
 
     if source.is_dir():
         summary = _restore_folder(source, out, restorer, options, console)
@@ -91,6 +99,21 @@ def restore(
     if skipped:
         raise FaceganError(f"{skipped} of {summary.photos} photo(s) skipped (listed above); the others were restored",
                            exit_code=1)
+
+
+def _onnx_restorer(checkpoint, task: str, asked):
+    """The exported model of --checkpoint, checked against --task and the task options."""
+    from facegan.engines.tasks import task_class
+    from facegan.errors import FaceganError
+    from facegan.export import OnnxRestorer
+
+    if checkpoint is None:
+        raise FaceganError("--backend onnx needs --checkpoint MODEL.onnx (made by `facegan export`)")
+    restorer = OnnxRestorer(checkpoint)
+    if restorer.task.name != task:
+        raise FaceganError(f"{checkpoint} is a '{restorer.task.name}' model, not '{task}'")
+    task_class(task).check_checkpoint({"scale": restorer.task.scale}, asked, checkpoint)
+    return restorer
 
 
 def _restore_folder(source: Path, out: Path, restorer, options, console):

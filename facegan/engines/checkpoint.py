@@ -51,7 +51,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
             raise FaceganError(f"{p} has no checkpoints/last.pt; is it a finished `facegan train` run?")
         return last
     if not p.is_file():
-        raise FaceganError(f"checkpoint {p} not found")
+        raise FaceganError(f"checkpoint {p} not found (nor a bundled model of that name: see `facegan models`)")
     return p
 
 
@@ -72,17 +72,24 @@ def read_checkpoint(path: Path, mmap: bool = False) -> dict:
 
 
 def load_checkpoint(path: str | Path, task: str | None = None, **options) -> dict:
-    """Load and check a checkpoint (file or run folder).
+    """Load and check a checkpoint: a file, a run folder, or a bundled model's name
+    (:mod:`facegan.bundled`; a file or folder of that name comes first).
 
     ``task`` refuses one of another task; ``options`` are task options (``scale=4``,
     ``mask=...``, see :class:`facegan.engines.task.TaskOptions`): one the checkpoint's task
     does not take is refused, and the task checks the rest (a ×8 generator cannot upscale ×4).
     """
+    from facegan.bundled import find_model, load_bundled
     from facegan.engines.task import TaskOptions
     from facegan.engines.tasks import refuse_options, task_class
 
-    p = resolve_checkpoint(path)
-    ckpt = read_checkpoint(p)
+    bundled = None if Path(path).exists() else find_model(str(path))
+    if bundled is not None:
+        ckpt = load_bundled(bundled)
+        p = ckpt["path"]
+    else:
+        p = resolve_checkpoint(path)
+        ckpt = read_checkpoint(p)
     if task is not None and ckpt.get("task") != task:
         raise FaceganError(f"{p} is a '{ckpt.get('task')}' checkpoint, not '{task}'")
     opts = TaskOptions(**options)
@@ -91,6 +98,13 @@ def load_checkpoint(path: str | Path, task: str | None = None, **options) -> dic
     cls.check_checkpoint(ckpt, opts, p)
     ckpt["path"] = str(p)
     return ckpt
+
+
+def describe_source(ckpt: dict) -> str:
+    """Where a loaded checkpoint came from, in words (for "using ..." lines)."""
+    if ckpt.get("bundled"):
+        return f"the bundled model {ckpt['bundled']}"
+    return str(ckpt.get("path"))
 
 
 def newest_run_checkpoint(runs: Path, task: str, **options) -> Path:

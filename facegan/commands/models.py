@@ -1,0 +1,68 @@
+"""`facegan models`: the models that ship with facegan."""
+
+from __future__ import annotations
+
+import typer
+
+from facegan.commands.common import console as _console
+from facegan.commands.common import user_errors
+
+
+@user_errors
+def models(
+    json_out: bool = typer.Option(False, "--json", help="Print the cards as JSON instead of a table."),
+) -> None:
+    """List the models bundled with facegan: task, size, training data, licence, test-split scores.
+
+    Every command that takes a checkpoint takes a bundled model's name too
+    (facegan restore --checkpoint inpaint-128, facegan eval sr8-128, facegan export sr4-128), and
+    restore uses the bundled model of its task when there is no run of it under runs/. The
+    scores are of the shipped weights on the identity-disjoint test split they were evaluated
+    on (docs/models.md has the full model card).
+
+    Example: facegan models
+    """
+    import json
+
+    from rich.table import Table
+
+    from facegan.bundled import MODELS_DIR, list_models
+    from facegan.data.build import human_bytes
+
+    found = list_models()
+    if json_out:
+        print(json.dumps({m.name: {k: v for k, v in m.card.items() if k != "recipe"} for m in found}, indent=2))
+        return
+    console = _console()
+    if not found:
+        console.print(f"no bundled models in {MODELS_DIR}")
+        return
+    table = Table(title="facegan's bundled models (docs/models.md)", caption_justify="left",
+                  caption="scores: the shipped weights on the test split named; PSNR in dB, mean over images; "
+                          "judge = dlib face descriptor, never used in training")
+    for col in ("name", "task", "in -> out", "params", "file", "training data", "licence", "test scores"):
+        table.add_column(col, justify="right" if col in ("params", "file") else "left")
+    for m in found:
+        c = m.card
+        size, scale = c["size"], c.get("scale") or 1
+        table.add_row(m.name, c["task"] + (f" x{scale}" if scale > 1 else ""), f"{size // scale} -> {size} px",
+                      f"{c.get('parameters', 0) / 1e6:.2f} M", human_bytes(m.size_bytes) + f" {c.get('dtype', '')}",
+                      c.get("training_data", ""), c.get("licence", ""), _scores(c.get("eval", {})))
+    console.print(table)
+
+
+def _scores(evals: dict) -> str:
+    """One line per eval setting: the model's PSNR (or PSNR-Y) and judge share, beside the best reference."""
+    lines = []
+    for key, ev in evals.items():
+        m = ev.get("metrics", {})
+        main = "psnr_y" if "psnr_y" in m else "psnr"
+        refs = ev.get("references", {})
+        best = max(refs.values(), key=lambda r: r["metrics"].get(main, float("-inf")), default=None)
+        text = f"{key}: {m.get(main, float('nan')):.2f}"
+        if best is not None:
+            text += f" ({best['name'].split(' (')[0]} {best['metrics'].get(main, float('nan')):.2f})"
+        if "judge_verified" in m:
+            text += f", verified {m['judge_verified']:.0%}"
+        lines.append(text)
+    return "\n".join(lines) or "-"
