@@ -210,7 +210,8 @@ def evaluate(
             cap += f" Judge: {judge_net.name} (never used in training)."
         from facegan.report import metrics_table
 
-        console.print(metrics_table(f"facegan eval ({task.label})", table_rows, columns, caption=cap))
+        console.print(metrics_table(f"facegan eval ({task.label})", table_rows, columns, caption=cap),
+                      width=max(console.width, 132))
         console.print(f"per-image CSV: {csv_path}\ngrid: {target_dir / (stem + '.png')}")
     return Evaluation(summary, list(faces.files[:n]), list(faces.identities[:n]), values, per_image)
 

@@ -60,6 +60,8 @@ class InpaintModelConfig(Section):
     """Context-encoder bottleneck: channel_fc (Pathak et al.'s channel-wise fully connected layer, global context) or none."""
     gated: bool = False
     """unet only: gated convolutions in the encoder and middle (DeepFill v2; twice their cost)."""
+    upsample: Literal["bilinear", "nearest"] = "bilinear"
+    """unet only: how the decoder doubles the side before its convolution."""
     discriminator: Literal["patchgan"] = "patchgan"
     """Discriminator architecture (PatchGAN, logits per patch)."""
     d_width: int = Field(64, ge=4, le=256)
@@ -159,7 +161,7 @@ class InpaintTask(Task):
         if m.generator == "unet":
             from facegan.models.unet import FaceUNet
 
-            return FaceUNet(self.size, m.width, m.gated)
+            return FaceUNet(self.size, m.width, m.gated, m.upsample)
         from facegan.models.context_encoder import ContextEncoder
 
         return ContextEncoder(self.size, m.width, m.bottleneck)

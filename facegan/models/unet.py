@@ -13,8 +13,9 @@ This network keeps the surroundings at every scale and fills from them:
   pixel of a 128 px face sees the whole face (a centre hole is filled from what is around it,
   not from a fixed-size window).
 * **Decoder**: per level, a 1x1 convolution at the low resolution reduces the channels,
-  nearest-neighbour upsampling doubles the side, the encoder's skip of that level is added,
-  and a 3x3 convolution mixes them (*resize-convolution*: no transposed convolution, hence no
+  bilinear upsampling doubles the side (``upsample="nearest"`` leaves the blocks of the coarse
+  levels visible in a young model's fills), the encoder's skip of that level is added, and a
+  3x3 convolution mixes them (*resize-convolution*: no transposed convolution, hence no
   checkerboard; the additive skip is cheap, which matters at full resolution).
 * **Gated convolutions** (``gated=True``, Yu et al., DeepFill v2): every 3x3 convolution of
   the encoder and the middle computes a feature and a sigmoid gate and outputs their product,
@@ -75,22 +76,27 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    """1x1 channel reduction at the low resolution, nearest x2, add the skip, 3x3 convolution."""
+    """1x1 channel reduction at the low resolution, x2 resize (bilinear or nearest), add the
+    skip, 3x3 convolution."""
 
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, mode: str = "bilinear") -> None:
         super().__init__()
         self.reduce = nn.Conv2d(cin, cout, 1)
         self.conv = Conv(cout, cout)
+        self.mode = mode
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        up = F.interpolate(self.reduce(x), scale_factor=2, mode="nearest")
+        if self.mode == "nearest":
+            up = F.interpolate(self.reduce(x), scale_factor=2, mode="nearest")
+        else:
+            up = F.interpolate(self.reduce(x), scale_factor=2, mode="bilinear", align_corners=False)
         return self.conv((up + skip) * _HALF_VARIANCE)
 
 
 class FaceUNet(nn.Module):
     """U-Net inpainting generator (masked RGB + mask -> RGB in [-1, 1]); see the module doc."""
 
-    def __init__(self, size: int = 128, width: int = 32, gated: bool = False) -> None:
+    def __init__(self, size: int = 128, width: int = 32, gated: bool = False, upsample: str = "bilinear") -> None:
         super().__init__()
         if size % (2**LEVELS):
             raise ValueError(f"FaceUNet needs a size divisible by {2 ** LEVELS}, got {size}")
@@ -99,7 +105,7 @@ class FaceUNet(nn.Module):
         self.stem = nn.Sequential(Conv(4, w, gated=gated), Conv(w, w, gated=gated))
         self.downs = nn.ModuleList(Down(chans[i], chans[i + 1], gated) for i in range(LEVELS))
         self.middle = nn.ModuleList(Conv(chans[-1], chans[-1], dilation=d, gated=gated) for d in MIDDLE_DILATIONS)
-        self.ups = nn.ModuleList(Up(chans[i + 1], chans[i]) for i in reversed(range(LEVELS)))
+        self.ups = nn.ModuleList(Up(chans[i + 1], chans[i], upsample) for i in reversed(range(LEVELS)))
         self.out = nn.Conv2d(w, 3, 3, padding=1)
         self.apply(_init_weights)
         nn.init.normal_(self.out.weight, 0.0, 1e-3)  # start from mid-grey: tanh far from saturation
