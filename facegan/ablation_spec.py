@@ -12,7 +12,8 @@ A spec is a small YAML file (``recipes/ablate_*.yaml``)::
     quick: {set: [data.path=data/sample, train.steps=60, model.width=16]}
 
 Each variant is the base recipe with ``--set``-style overrides. Overrides are applied in the
-order: the variant's ``set``, ``quick.set`` (with ``--quick``; the spec's author keeps it off
+order: the spec's own ``set`` (shared by every variant, e.g. the budget), the variant's ``set``,
+``quick.set`` (with ``--quick``; the spec's author keeps it off
 the keys the variants compare, or clears them on purpose, e.g. a loss that needs weights that
 cannot be downloaded offline), the command line's ``--set`` (every run, last word), then
 ``train.seed=k`` and the run name. Problems are FaceganErrors that name the YAML path
@@ -95,8 +96,15 @@ class AblationSpec(_Section):
     """Name of the variant the others are compared with (default: the first)."""
     seeds: int = Field(1, ge=1, le=100)
     """Training seeds per variant (train.seed = 0 .. seeds-1)."""
+    set: list[str] = []
+    """Overrides of the base recipe shared by every variant (e.g. the study's training budget), applied before each variant's own."""
     eval: EvalSpec = EvalSpec()
     quick: QuickSpec = QuickSpec()
+
+    @field_validator("set")
+    @classmethod
+    def _shared(cls, v: list[str]) -> list[str]:
+        return VariantSpec._overrides(v)
 
     @model_validator(mode="after")
     def _names(self) -> AblationSpec:
@@ -149,6 +157,7 @@ def run_overrides(study: Study, variant: str, seed: int, quick: bool = False, ex
     """The ``--set`` overrides of one run, in the order the module docstring gives."""
     spec = study.spec
     return [
+        *spec.set,
         *study.variant(variant).set,
         *(spec.quick.set if quick else []),
         *extra,

@@ -1,0 +1,126 @@
+"""The models that ship with facegan: safe loading, their scores on real faces, restore's fallback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from facegan import bundled
+from facegan.cli import app
+from facegan.data.prepare import SAMPLE_DIR
+from facegan.errors import FaceganError
+
+runner = CliRunner()
+MODELS = bundled.list_models()
+NAMES = [m.name for m in MODELS]
+
+
+def test_the_package_ships_the_three_models():
+    assert {"inpaint-128", "sr4-128", "sr8-128"} <= set(NAMES)
+    total = sum(m.size_bytes for m in MODELS)
+    assert total < 25 * 2**20, f"bundled models take {total / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_bundled_model_loads_safely_and_is_checked(name, tmp_path, monkeypatch):
+    model = bundled.find_model(name)
+    assert model.weights.suffix == ".safetensors"
+    with open(model.weights, "rb") as f:  # safetensors: a length, then a JSON header; no pickle
+        head = f.read(9)
+    assert head[8:9] == b"{"
+    card = model.card
+    for key in ("task", "size", "template", "recipe", "training_data", "steps", "licence", "sha256", "eval"):
+        assert key in card, key
+    ckpt = bundled.load_bundled(model)
+    assert ckpt["task"] == card["task"] and all(v.dtype == torch.float32 for v in ckpt["ema"].values())
+    bad = tmp_path / "models"
+    bad.mkdir()
+    shutil.copy(model.weights.with_suffix(".json"), bad)
+    data = bytearray(model.weights.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the weights
+    (bad / model.weights.name).write_bytes(bytes(data))
+    broken = bundled.find_model(name, bad)
+    with pytest.raises(FaceganError, match="is corrupted.*reinstall"):
+        bundled.load_bundled(broken)
+
+
+def _sample_faces(task, n: int = 4):
+    """Four bundled sample photos, detected and aligned at the model's size (the real pipeline)."""
+    from facegan.faces import align_face, find_faces, load_photo
+
+    faces = []
+    for path in sorted((SAMPLE_DIR / "deepface").glob("*.jpg")):
+        photo = load_photo(path)
+        found = find_faces(photo)
+        if found:
+            faces.append(align_face(np.asarray(photo), found[0].landmarks, task.size)[0])
+        if len(faces) == n:
+            return np.stack(faces)
+    raise AssertionError("not enough sample faces")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_shipped_weights_beat_their_reference_on_sample_faces(name):
+    """A fast check that the file holds the trained weights: on 4 bundled sample faces, the
+    model's output scores above its no-model reference row (biharmonic fill; bicubic)."""
+    from facegan import metrics
+    from facegan.data.loader import to_model_range
+    from facegan.geometry import template_points
+    from facegan.restore import Restorer
+
+    restorer = Restorer(bundled.load_bundled(bundled.find_model(name)), "cpu")
+    task = restorer.task
+    gt = _sample_faces(task)
+    images = to_model_range(torch.from_numpy(gt))
+    lms = torch.tensor(np.stack([template_points(task.size)] * len(gt)), dtype=torch.float32)
+    settings = task.eval_settings(size=task.size)
+    batch = task.eval_batch(images, lms, range(len(gt)), settings)
+    with torch.no_grad():
+        _, result = task.run(restorer.gen, batch)
+        refs = task.reference_outputs(batch)
+    best = task.references[-1]  # the classical reference: biharmonic fill, bicubic upscaling
+    key = "psnr_y" if any(c[0] == "psnr_y" for c in task.metric_columns) else "psnr"
+    model = task.score(metrics.to_uint8(result), gt, batch)[key].mean()
+    reference = task.score(metrics.to_uint8(refs[best.key]), gt, batch)[key].mean()
+    assert model > reference, f"{name}: {key} {model:.2f} vs {best.name} {reference:.2f}"
+
+
+@pytest.mark.parametrize("task, extra, model", [("inpaint", ["--mask", "eyes"], "inpaint-128"),
+                                                ("sr", ["--scale", "8"], "sr8-128"),
+                                                ("sr", [], "sr4-128")])
+def test_restore_falls_back_to_the_bundled_model(task, extra, model, tmp_path, monkeypatch):
+    if model not in NAMES:
+        pytest.skip(f"{model} is not bundled in this checkout")
+    monkeypatch.chdir(tmp_path)  # no runs/ here
+    shutil.copy(SAMPLE_DIR / "deepface" / "img11.jpg", tmp_path / "photo.jpg")
+    res = runner.invoke(app, ["restore", "photo.jpg", "--task", task, *extra, "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert f"using the bundled model {model}" in " ".join(res.output.split())
+    assert (tmp_path / "restored" / "photo_restored.png").is_file()
+
+
+def test_models_lists_them():
+    res = runner.invoke(app, ["models"])
+    assert res.exit_code == 0
+    for name in NAMES:
+        assert name in res.output
+    data = json.loads(runner.invoke(app, ["models", "--json"]).output)
+    assert set(data) == set(NAMES)
+
+
+def test_write_and_load_a_bundle_round_trip(tiny_run, tmp_path):
+    from facegan.engines.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(tiny_run)
+    model = bundled.write_bundle(ckpt, "tiny-64", tmp_path, "the bundled sample faces", "test only")
+    back = bundled.load_bundled(bundled.find_model("tiny-64", tmp_path))
+    for k, v in ckpt["ema"].items():
+        assert torch.allclose(back["ema"][k], v.float(), atol=1e-3 * max(1.0, float(v.abs().max())))
+    assert back["recipe"] == ckpt["recipe"] and model.card["dtype"] == "float16"
+    assert bundled.default_model("inpaint", folder=tmp_path).name == "tiny-64"
+    assert bundled.default_model("sr", folder=tmp_path) is None
