@@ -60,8 +60,8 @@ class InpaintModelConfig(Section):
     """Context-encoder bottleneck: channel_fc (Pathak et al.'s channel-wise fully connected layer, global context) or none."""
     gated: bool = False
     """unet only: gated convolutions in the encoder and middle (DeepFill v2; twice their cost)."""
-    upsample: Literal["bilinear", "nearest"] = "bilinear"
-    """unet only: how the decoder doubles the side before its convolution."""
+    upsample: Literal["nearest", "bilinear"] = "nearest"
+    """unet only: how the decoder doubles the side before its convolution (nearest measured 0.1-0.3 dB better at equal budget; bilinear fills look smoother early in training)."""
     discriminator: Literal["patchgan"] = "patchgan"
     """Discriminator architecture (PatchGAN, logits per patch)."""
     d_width: int = Field(64, ge=4, le=256)

@@ -13,9 +13,9 @@ This network keeps the surroundings at every scale and fills from them:
   pixel of a 128 px face sees the whole face (a centre hole is filled from what is around it,
   not from a fixed-size window).
 * **Decoder**: per level, a 1x1 convolution at the low resolution reduces the channels,
-  bilinear upsampling doubles the side (``upsample="nearest"`` leaves the blocks of the coarse
-  levels visible in a young model's fills), the encoder's skip of that level is added, and a
-  3x3 convolution mixes them (*resize-convolution*: no transposed convolution, hence no
+  nearest-neighbour upsampling doubles the side (``upsample="bilinear"`` gives smoother fills
+  early in training but measured 0.1-0.3 dB lower at an equal CPU budget), the encoder's skip
+  of that level is added, and a 3x3 convolution mixes them (*resize-convolution*: no transposed convolution, hence no
   checkerboard; the additive skip is cheap, which matters at full resolution).
 * **Gated convolutions** (``gated=True``, Yu et al., DeepFill v2): every 3x3 convolution of
   the encoder and the middle computes a feature and a sigmoid gate and outputs their product,
@@ -79,7 +79,7 @@ class Up(nn.Module):
     """1x1 channel reduction at the low resolution, x2 resize (bilinear or nearest), add the
     skip, 3x3 convolution."""
 
-    def __init__(self, cin: int, cout: int, mode: str = "bilinear") -> None:
+    def __init__(self, cin: int, cout: int, mode: str = "nearest") -> None:
         super().__init__()
         self.reduce = nn.Conv2d(cin, cout, 1)
         self.conv = Conv(cout, cout)
@@ -96,7 +96,7 @@ class Up(nn.Module):
 class FaceUNet(nn.Module):
     """U-Net inpainting generator (masked RGB + mask -> RGB in [-1, 1]); see the module doc."""
 
-    def __init__(self, size: int = 128, width: int = 32, gated: bool = False, upsample: str = "bilinear") -> None:
+    def __init__(self, size: int = 128, width: int = 32, gated: bool = False, upsample: str = "nearest") -> None:
         super().__init__()
         if size % (2**LEVELS):
             raise ValueError(f"FaceUNet needs a size divisible by {2 ** LEVELS}, got {size}")
