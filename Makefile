@@ -1,5 +1,6 @@
-# make demo : venv + install + prepare the bundled sample faces + train the CPU quickstart
-#             + evaluate it + restore one sample face with an eyes mask
+# make demo : venv + install; the bundled inpaint-128 model restores a sample photo (faces
+#             detected, eyes masked, pasted back) before anything is trained; then prepare the
+#             bundled sample faces, train the CPU quickstart, evaluate it, restore one face
 # make test : venv + install with test extras + pytest
 VENV   ?= .venv
 PYTHON ?= python3
@@ -17,6 +18,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/facegan models
+	$(BIN)/facegan restore facegan/assets/sample_faces/deepface/img11.jpg --checkpoint inpaint-128 \
+		--mask eyes --compare --out runs/demo_bundled
 	$(BIN)/facegan prepare sample --out data/sample
 	@if [ -f $(RUN)/checkpoints/last.pt ]; then \
 		echo "$(RUN) is already trained (make clean-demo to start over)"; \
