@@ -2,6 +2,7 @@
 
     python scripts/bundle_model.py pack RUN NAME --training-data TEXT --licence TEXT [--notes TEXT] [--fp32]
     python scripts/bundle_model.py score NAME [--mask eyes --mask mouth ...] [--data DIR] [--judge] [--max-images N]
+    python scripts/bundle_model.py table [NAME ...]
 
 `pack` writes NAME.safetensors (the EMA generator, fp16 unless --fp32) and NAME.json (the card:
 task, scale, size, template, recipe, training data, steps, licence, SHA-256). `score` evaluates
@@ -37,12 +38,25 @@ def main() -> None:
     score.add_argument("--judge", action="store_true")
     score.add_argument("--max-images", type=int)
     score.add_argument("--out", default="runs/bundled_eval")
+    table = sub.add_parser("table")
+    table.add_argument("names", nargs="*")
     args = ap.parse_args()
+
+    if args.cmd == "table":
+        from facegan.bundled import list_models
+
+        for model in list_models():
+            if not args.names or model.name in args.names:
+                print(markdown_scores(model.card))
+        return
 
     if args.cmd == "pack":
         model = write_bundle(load_checkpoint(args.run), args.name, Path(args.dir), args.training_data, args.licence,
                              args.notes, fp16=not args.fp32)
-        print(f"wrote {model.weights} ({model.size_bytes / 2**20:.1f} MiB) and its card")
+        speed = training_speed(Path(args.run) / "log.jsonl")
+        if speed:
+            set_card_field(model, "training", speed)
+        print(f"wrote {model.weights} ({model.size_bytes / 2**20:.1f} MiB) and its card; trained {speed}")
         return
     model = find_model(args.name)
     if model is None:
@@ -58,6 +72,71 @@ def main() -> None:
         set_eval(model, key, result.summary)
         model = find_model(args.name)  # the card changed
         print(f"recorded {key} in {model.weights.with_suffix('.json')}")
+
+
+def training_speed(log: Path) -> dict:
+    """Training throughput from a run's log: images per second over the whole run, and its minutes.
+
+    Each flushed step record carries the img/s of the steps since the previous flush, so the
+    time of a flush window is (steps in it) x (global batch) / img/s; summing the windows gives
+    the training time without counting start-up, checkpoints or the identity-target cache.
+    """
+    import json
+
+    if not log.is_file():
+        return {}
+    batch, device, prev, seconds, images = 0, "", 0, 0.0, 0
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("kind") == "start":
+            batch, device, prev = rec.get("global_batch", 0), rec.get("device", ""), rec.get("step", 0)
+        elif rec.get("kind") == "step" and rec.get("img_s"):
+            n = (rec["step"] - prev) * batch
+            seconds += n / rec["img_s"]
+            images += n
+            prev = rec["step"]
+    if not seconds:
+        return {}
+    return {"img_s": round(images / seconds, 2), "minutes": round(seconds / 60, 1), "device": device,
+            "images": images}
+
+
+def markdown_scores(card: dict) -> str:
+    """The card's eval table in Markdown: one row for the model and one per reference, per setting."""
+    if card["task"] == "inpaint":
+        cols = [("psnr", "PSNR (dB)", "{:.2f}", True), ("ssim", "SSIM", "{:.4f}", False),
+                ("hole_l1", "hole L1 ×100", "{:.2f}", False)]
+    else:
+        cols = [("psnr_y", "PSNR-Y (dB)", "{:.2f}", True), ("ssim_y", "SSIM-Y", "{:.4f}", False),
+                ("psnr", "PSNR RGB (dB)", "{:.2f}", False)]
+    cols += [("judge_cos", "judge cos", "{:.4f}", False), ("judge_verified", "judge verified", "{:.1%}", False)]
+    head = "| setting | row | " + " | ".join(c[1] for c in cols) + " |"
+    lines = [f"### `{card['name']}`", "", head, "|" + "---|" * (len(cols) + 2)]
+    for key, ev in card.get("eval", {}).items():
+        rows = [(f"**{card['name']}**", ev["metrics"], ev["ci95"])]
+        rows += [(r["name"], r["metrics"], r["ci95"]) for r in ev.get("references", {}).values()]
+        for label, metrics, ci in rows:
+            cells = []
+            for k, _, fmt, with_ci in cols:
+                if k not in metrics:
+                    cells.append("–")
+                    continue
+                cell = fmt.format(metrics[k])
+                cells.append(f"{cell} ± {ci[k]:.2f}" if with_ci else cell)
+            lines.append(f"| {key} | {label} | " + " | ".join(cells) + " |")
+    n = {ev.get("n_images") for ev in card.get("eval", {}).values()}
+    lines += ["", f"Images per setting: {', '.join(str(x) for x in sorted(n, key=str))}; mean ± 95% CI (Student t)."]
+    return "\n".join(lines) + "\n"
+
+
+def set_card_field(model, key: str, value) -> None:
+    import json
+
+    from facegan.report import atomic_write_bytes
+
+    card = dict(model.card)
+    card[key] = value
+    atomic_write_bytes(model.weights.with_suffix(".json"), (json.dumps(card, indent=2) + "\n").encode())
 
 
 if __name__ == "__main__":

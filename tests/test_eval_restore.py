@@ -142,8 +142,13 @@ def test_restore_bad_input_and_newest_run(tiny_run, sample_data, tmp_path, monke
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
     # Without --checkpoint: the newest inpainting run in ./runs, and it says so.
     monkeypatch.chdir(tmp_path)
+    import facegan.bundled
+
+    monkeypatch.setattr(facegan.bundled, "MODELS_DIR", tmp_path / "no_models")  # no bundled fallback either
     res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", "mouth", "--out", "o3"])
     assert res.exit_code == 2 and "no 'inpaint' run found in runs" in res.output
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
     shutil.copytree(tiny_run, tmp_path / "runs" / "mine")
     res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", "mouth", "--out", "o3", "--device", "cpu"])
     assert res.exit_code == 0, res.output

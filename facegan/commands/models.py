@@ -41,13 +41,14 @@ def models(
                   caption="scores: the shipped weights on the test split named; PSNR in dB, mean over images; "
                           "judge = dlib face descriptor, never used in training")
     for col in ("name", "task", "in -> out", "params", "file", "training data", "licence", "test scores"):
-        table.add_column(col, justify="right" if col in ("params", "file") else "left")
+        table.add_column(col, justify="right" if col in ("params", "file") else "left",
+                         no_wrap=col in ("name", "task", "params"))
     for m in found:
         c = m.card
         size, scale = c["size"], c.get("scale") or 1
         table.add_row(m.name, c["task"] + (f" x{scale}" if scale > 1 else ""), f"{size // scale} -> {size} px",
                       f"{c.get('parameters', 0) / 1e6:.2f} M", human_bytes(m.size_bytes) + f" {c.get('dtype', '')}",
-                      c.get("training_data", ""), c.get("licence", ""), _scores(c.get("eval", {})))
+                      c.get("training_data", "").split(":")[0], c.get("licence", ""), _scores(c.get("eval", {})))
     console.print(table)
 
 
