@@ -232,7 +232,8 @@ def _say(console, text: str) -> None:
 def _train(recipe, run_dir: Path, console) -> int:
     """Train (or resume, or skip) one run; returns its final step."""
     from facegan.engines.checkpoint import read_checkpoint
-    from facegan.engines.gan import check_resume_compatible, train
+    from facegan.engines.gan import train
+    from facegan.engines.run_state import check_resume_compatible
 
     last = run_dir / "checkpoints" / "last.pt"
     if last.is_file():

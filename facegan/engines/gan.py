@@ -29,7 +29,6 @@ of (seed, rank, step), so a resumed run continues exactly as the uninterrupted o
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from pathlib import Path
@@ -41,83 +40,18 @@ from torch import nn
 from facegan import __version__
 from facegan.engines.checkpoint import FORMAT, FORMAT_VERSION, atomic_torch_save, load_checkpoint
 from facegan.engines.runlog import RunLog, TrainProgress, truncate_log
+from facegan.engines.run_state import EMA, all_finite, check_resume_compatible, intact_hint, weights_digest
 from facegan.engines.runtime import pick_device, setup_distributed, step_generator
 from facegan.errors import FaceganError
 from facegan.recipe import Recipe
 
-#: Recipe keys that may change when a run is resumed (the rest must match the checkpoint).
-RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every",
-                     "train.checkpoint_every", "train.keep_checkpoints", "train.device", "data.placement", "name",
-                     "train.compile", "train.channels_last", "train.identity_cache"}
 #: Faces the sample phase scores and shows.
 SAMPLE_FACES = 8
-
-
-class EMA:
-    """Exponential moving average of a model's parameters (buffers are copied)."""
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        # Warm-up (as in many GAN codebases): early on the average follows the weights closely.
-        d = min(self.decay, (1 + step) / (10 + step))
-        ema_p = list(self.model.parameters())
-        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1 - d)
-        for eb, b in zip(self.model.buffers(), model.buffers()):
-            eb.copy_(b)
 
 
 def total_steps(recipe: Recipe, steps_per_epoch: int) -> int:
     t = recipe.train
     return t.steps if t.steps is not None else max(1, math.ceil(t.epochs * steps_per_epoch))
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def check_resume_compatible(stored: dict, current: Recipe) -> None:
-    from facegan.recipe import validate_recipe
-
-    # Re-validated so that keys added to the schema since the checkpoint compare as their defaults.
-    stored = validate_recipe(stored, source="the checkpoint's recipe").model_dump(mode="json")
-    a, b = _flat(stored), _flat(current.model_dump(mode="json"))
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
-    if diff:
-        raise FaceganError(
-            "cannot resume: the recipe differs from the checkpoint's in " + ", ".join(diff)
-            + " (only the length, intervals and device may change)"
-        )
-
-
-def weights_digest(modules) -> str:
-    """SHA-256 of the modules' parameters, in order: equal digests mean bit-identical weights.
-    (Buffers such as BatchNorm statistics are left out: under DDP each process updates them
-    from its own slice of the batch, and rank 0's are the ones broadcast and saved.)"""
-    import hashlib
-
-    sha = hashlib.sha256()
-    for module in modules:
-        for key, value in module.named_parameters():
-            sha.update(key.encode())
-            sha.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
-                       if value.numel() else b"")
-    return sha.hexdigest()
-
-
-def all_finite(tensors) -> bool:
-    """Whether every tensor holds only finite values (one host sync)."""
-    flags = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
-    return bool(torch.stack(flags).all()) if flags else True
 
 
 class Trainer:
@@ -249,7 +183,7 @@ class Trainer:
         except FaceganError as err:
             if "not a readable" not in str(err) and "not a facegan checkpoint" not in str(err):
                 raise
-            raise FaceganError(f"{err}; {_intact_hint(path)}") from None
+            raise FaceganError(f"{err}; {intact_hint(path)}") from None
         self.task.check_resume(ckpt, str(path))
         check_resume_compatible(ckpt["recipe"], self.recipe)
         self.G.load_state_dict(ckpt["generator"])
@@ -517,18 +451,6 @@ class Trainer:
     # kept for callers of the earlier name
     run = fit
 
-
-def _intact_hint(last: Path) -> str:
-    """Where to resume from when last.pt is damaged: the newest step_*.pt that loads."""
-    from facegan.engines.checkpoint import read_checkpoint
-
-    for candidate in sorted(last.parent.glob("step_*.pt"), reverse=True):
-        try:
-            read_checkpoint(candidate, mmap=True)
-        except FaceganError:
-            continue
-        return f"the newest intact checkpoint is {candidate}: copy it to {last} and --resume again"
-    return "no intact step_*.pt is left beside it: start the run again with --out"
 
 
 @contextlib.contextmanager

@@ -1,0 +1,94 @@
+"""A run's state beyond one step: the EMA generator, which recipe changes a resume allows, and
+the checks on weights (finite before a save, identical across DDP processes, an intact
+checkpoint to point to when ``last.pt`` is damaged)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from facegan.errors import FaceganError
+from facegan.recipe import Recipe
+
+#: Recipe keys that may change when a run is resumed (the rest must match the checkpoint).
+RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every",
+                     "train.checkpoint_every", "train.keep_checkpoints", "train.device", "data.placement", "name",
+                     "train.compile", "train.channels_last", "train.identity_cache"}
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (buffers are copied)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        # Warm-up (as in many GAN codebases): early on the average follows the weights closely.
+        d = min(self.decay, (1 + step) / (10 + step))
+        ema_p = list(self.model.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1 - d)
+        for eb, b in zip(self.model.buffers(), model.buffers()):
+            eb.copy_(b)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def check_resume_compatible(stored: dict, current: Recipe) -> None:
+    from facegan.recipe import validate_recipe
+
+    # Re-validated so that keys added to the schema since the checkpoint compare as their defaults.
+    stored = validate_recipe(stored, source="the checkpoint's recipe").model_dump(mode="json")
+    a, b = _flat(stored), _flat(current.model_dump(mode="json"))
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
+    if diff:
+        raise FaceganError(
+            "cannot resume: the recipe differs from the checkpoint's in " + ", ".join(diff)
+            + " (only the length, intervals and device may change)"
+        )
+
+
+def weights_digest(modules) -> str:
+    """SHA-256 of the modules' parameters, in order: equal digests mean bit-identical weights.
+    (Buffers such as BatchNorm statistics are left out: under DDP each process updates them
+    from its own slice of the batch, and rank 0's are the ones broadcast and saved.)"""
+    import hashlib
+
+    sha = hashlib.sha256()
+    for module in modules:
+        for key, value in module.named_parameters():
+            sha.update(key.encode())
+            sha.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+                       if value.numel() else b"")
+    return sha.hexdigest()
+
+
+def all_finite(tensors) -> bool:
+    """Whether every tensor holds only finite values (one host sync)."""
+    flags = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
+def intact_hint(last: Path) -> str:
+    """Where to resume from when last.pt is damaged: the newest step_*.pt that loads."""
+    from facegan.engines.checkpoint import read_checkpoint
+
+    for candidate in sorted(last.parent.glob("step_*.pt"), reverse=True):
+        try:
+            read_checkpoint(candidate, mmap=True)
+        except FaceganError:
+            continue
+        return f"the newest intact checkpoint is {candidate}: copy it to {last} and --resume again"
+    return "no intact step_*.pt is left beside it: start the run again with --out"
