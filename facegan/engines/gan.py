@@ -39,11 +39,11 @@ from torch import nn
 
 from facegan import __version__
 from facegan.engines.checkpoint import FORMAT, FORMAT_VERSION, atomic_torch_save, load_checkpoint
-from facegan.engines.runlog import RunLog, TrainProgress, truncate_log
+from facegan.engines.runlog import RunLog, TrainProgress, describe_run, truncate_log
 from facegan.engines.run_state import EMA, all_finite, check_resume_compatible, intact_hint, weights_digest
 from facegan.engines.runtime import pick_device, setup_distributed, step_generator
 from facegan.errors import FaceganError
-from facegan.recipe import Recipe
+from facegan.recipe import Recipe, recipe_to_yaml
 
 #: Faces the sample phase scores and shows.
 SAMPLE_FACES = 8
@@ -418,7 +418,7 @@ class Trainer:
         t = self.recipe.train
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "recipe.yaml").write_text(_recipe_yaml(self.recipe))
+            (self.out / "recipe.yaml").write_text(recipe_to_yaml(self.recipe))
             truncate_log(self.log.path, self.step)
         device = str(self.device) + (" bf16" if self.amp else "")
         progress = TrainProgress(self.recipe.name, device, self.total, self.step, self.console, enabled=self.dist.main)
@@ -458,25 +458,6 @@ def _no_phase(name: str):
     yield
 
 
-def _recipe_yaml(recipe: Recipe) -> str:
-    from facegan.recipe import recipe_to_yaml
-
-    return recipe_to_yaml(recipe)
-
-
-def describe(trainer: Trainer) -> str:
-    """One line about the run: task, sizes, identity loss, data, steps, device."""
-    r = trainer.recipe
-    n_g = sum(p.numel() for p in trainer.G.parameters()) / 1e6
-    n_d = sum(p.numel() for p in trainer.D.parameters()) / 1e6
-    ident = f"{r.loss.identity_net} (x{r.loss.identity})" if trainer.id_net is not None else "off"
-    warm = f", {r.train.warmup_steps} warm-up steps (G only)" if r.train.warmup_steps else ""
-    world = f" x {trainer.dist.world} processes" if trainer.dist.world > 1 else ""
-    return (f"[bold]{trainer.task.label}[/] {r.name}: G {n_g:.2f} M params, D {n_d:.2f} M, identity loss {ident}{warm}, "
-            f"{len(trainer.loader.images)} train faces, batch {r.train.batch}{world}, steps {trainer.step}->{trainer.total}, "
-            f"device {trainer.device} ({trainer.loader.placement} data){', bf16' if trainer.amp else ''}")
-
-
 def train(recipe: Recipe, out_dir: Path, resume: bool = False, console=None) -> Path:
     """Train a recipe into ``out_dir``; returns the path of the final checkpoint.
 
@@ -502,7 +483,7 @@ def train(recipe: Recipe, out_dir: Path, resume: bool = False, console=None) -> 
                         console.print(f"[dim]removed {stale.name}, left by a run that was killed while saving[/]")
             trainer = Trainer(recipe, out_dir, resume=resume, console=console)
             if console is not None and trainer.dist.main:
-                console.print(describe(trainer))
+                console.print(describe_run(trainer))
                 if "path" not in recipe.data.model_fields_set:
                     console.print(f"[yellow]the recipe names no data.path: training on {recipe.data.path}, the default "
                                   "(set data.path to choose the dataset)[/]")

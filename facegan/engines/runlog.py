@@ -178,3 +178,16 @@ class TrainProgress:
     def note(self, text: str, style: str = "dim") -> None:
         if self.enabled:
             self.bar.console.print(f"[{style}]{text}[/]")
+
+
+def describe_run(trainer) -> str:
+    """One line about the run: task, sizes, identity loss, data, steps, device."""
+    r = trainer.recipe
+    n_g = sum(p.numel() for p in trainer.G.parameters()) / 1e6
+    n_d = sum(p.numel() for p in trainer.D.parameters()) / 1e6
+    ident = f"{r.loss.identity_net} (x{r.loss.identity})" if trainer.id_net is not None else "off"
+    warm = f", {r.train.warmup_steps} warm-up steps (G only)" if r.train.warmup_steps else ""
+    world = f" x {trainer.dist.world} processes" if trainer.dist.world > 1 else ""
+    return (f"[bold]{trainer.task.label}[/] {r.name}: G {n_g:.2f} M params, D {n_d:.2f} M, identity loss {ident}{warm}, "
+            f"{len(trainer.loader.images)} train faces, batch {r.train.batch}{world}, steps {trainer.step}->{trainer.total}, "
+            f"device {trainer.device} ({trainer.loader.placement} data){', bf16' if trainer.amp else ''}")
