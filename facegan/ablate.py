@@ -2,7 +2,7 @@
 
 For every variant of a spec (:mod:`facegan.ablation_spec`) and every seed, the runner
 
-1. trains ``<out>/<variant>/seed<k>`` with :func:`facegan.engines.gan.train`, unless that run's
+1. trains ``<out>/<variant>/seed<k>`` with :func:`facegan.engines.training.train`, unless that run's
    ``checkpoints/last.pt`` already stands at its final step (an unfinished run is resumed, so
    an interrupted study picks up where it stopped);
 2. scores it with :func:`facegan.evaluate.evaluate` on the same split, the same fixed masks
@@ -232,7 +232,7 @@ def _say(console, text: str) -> None:
 def _train(recipe, run_dir: Path, console) -> int:
     """Train (or resume, or skip) one run; returns its final step."""
     from facegan.engines.checkpoint import read_checkpoint
-    from facegan.engines.gan import train
+    from facegan.engines.training import train
     from facegan.engines.run_state import check_resume_compatible
 
     last = run_dir / "checkpoints" / "last.pt"

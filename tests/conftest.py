@@ -55,7 +55,7 @@ def sample_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(sample_data, tmp_path_factory) -> Path:
     """A 6-step inpainting run on the sample faces (checkpoints at steps 3 and 6)."""
-    from facegan.engines.gan import train
+    from facegan.engines.training import train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_recipe(sample_data), out)

@@ -23,7 +23,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def tiny_sr(sample_data, tmp_path_factory) -> Path:
-    from facegan.engines.gan import train
+    from facegan.engines.training import train
     from facegan.recipe import load_recipe
 
     recipe = load_recipe(REPO / "recipes" / "quickstart_sr.yaml", [

@@ -115,7 +115,7 @@ def test_a_dataset_being_written_is_locked(tmp_path):
 
 
 def test_a_run_folder_being_trained_is_locked(sample_data, tmp_path):
-    from facegan.engines.gan import train
+    from facegan.engines.training import train
     from facegan.locks import exclusive
 
     out = tmp_path / "run"
@@ -128,7 +128,7 @@ def test_a_run_folder_being_trained_is_locked(sample_data, tmp_path):
 
 
 def test_stale_temp_files_of_dead_processes_are_removed(sample_data, tmp_path):
-    from facegan.engines.gan import train
+    from facegan.engines.training import train
 
     out = tmp_path / "run"
     train(tiny_recipe(sample_data, "train.steps=3"), out)
@@ -159,7 +159,7 @@ def test_a_recipe_without_data_path_says_which_default_it_uses(tmp_path, monkeyp
 
 def test_an_empty_validation_split_is_skipped_with_one_notice(tmp_path):
     from facegan.data.folder import prepare_folder
-    from facegan.engines.gan import train
+    from facegan.engines.training import train
     from facegan.recipe import load_recipe
     from helpers import recording_console
 

@@ -95,24 +95,38 @@ def test_dlib_scores_identical_faces_as_verified(dlib_judge, sample_data: Path) 
 
 
 @needs_dlib
-def test_dlib_reuses_target_descriptors_only_for_the_same_tensor(dlib_judge, monkeypatch) -> None:
+def test_dlib_computes_each_target_face_once(dlib_judge, monkeypatch) -> None:
     calls = []
-    original = DlibJudge.descriptors
+    original = DlibJudge._describe
 
-    def counting(self, images):
-        calls.append(images.shape[0])
-        return original(self, images)
+    def counting(self, faces):
+        calls.append(len(faces))
+        return original(self, faces)
 
-    monkeypatch.setattr(DlibJudge, "descriptors", counting)
+    monkeypatch.setattr(DlibJudge, "_describe", counting)
+    monkeypatch.setattr(dlib_judge, "_targets", {})
     targets = torch.zeros(2, 3, 64, 64)
     outputs = torch.zeros(2, 3, 64, 64)
     dlib_judge.score(outputs, targets)
-    dlib_judge.score(outputs, targets)  # eval scores the model and the reference on one batch
-    assert len(calls) == 3  # outputs twice, targets once
-    targets.add_(0.5)  # changed in place: computed again
+    dlib_judge.score(outputs, targets.clone())  # eval scores the model and each reference on one batch
+    assert calls == [2, 1, 2]  # outputs twice, the (identical) target face once
+    targets[1].add_(0.5)  # one face changed: only it is computed again
     second = dlib_judge.score(outputs, targets)
-    assert len(calls) == 5
+    assert calls == [2, 1, 2, 2, 1]
     assert second["judge_cos"].shape == (2,)
+    assert load_judge("dlib") is load_judge("dlib")  # one judge per process: the cache serves every eval
+
+
+@needs_dlib
+def test_dlib_workers_give_the_same_descriptors(dlib_judge, sample_data: Path) -> None:
+    from facegan.data.packed import PackedDataset
+
+    faces = torch.from_numpy(np.array(PackedDataset(sample_data).split("test").images[:5]))
+    faces = faces.permute(0, 3, 1, 2).float() / 127.5 - 1
+    one = DlibJudge.from_package(workers=1).descriptors(faces)
+    two = DlibJudge.from_package(workers=2).descriptors(faces)
+    np.testing.assert_array_equal(one, two)
+    assert one.shape == (5, 128) and np.isfinite(one).all()
 
 
 @needs_dlib

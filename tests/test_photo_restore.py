@@ -338,7 +338,7 @@ def tiny_sr_run(sample_data, tmp_path_factory) -> Path:
     recipe_path = REPO / "recipes" / "quickstart_sr.yaml"
     if not recipe_path.is_file():
         pytest.skip("recipes/quickstart_sr.yaml is not there yet")
-    from facegan.engines.gan import train
+    from facegan.engines.training import train
     from facegan.recipe import load_recipe
 
     overrides = ["data.size=64", "model.width=8", "model.d_width=8", "model.num_blocks=1", "train.batch=4",

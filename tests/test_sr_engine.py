@@ -21,7 +21,8 @@ from facegan.cli import app
 from facegan.data import degrade
 from facegan.data.loader import to_model_range
 from facegan.data.packed import PackedDataset
-from facegan.engines import gan, runlog
+from facegan.engines import runlog
+from facegan.engines.training import train
 from facegan.engines.checkpoint import atomic_torch_save, build_eval_generator, load_checkpoint
 from facegan.errors import FaceganError
 from facegan.evaluate import evaluate
@@ -64,7 +65,7 @@ def sr_runs(sample_data, tmp_path_factory):
     runs = {}
     for scale in (2, 4, 8):
         runs[scale] = root / f"x{scale}"
-        gan.train(sr_recipe(sample_data, f"model.scale={scale}"), runs[scale])
+        train(sr_recipe(sample_data, f"model.scale={scale}"), runs[scale])
     return runs
 
 
@@ -91,7 +92,7 @@ def test_training_loss_falls_at_every_scale(sr_runs, scale):
 
 def test_warmup_only_never_trains_the_discriminator(sample_data, tmp_path):
     run = tmp_path / "warm"
-    gan.train(sr_recipe(sample_data, "train.steps=4", "train.warmup_steps=4", "model.scale=2"), run)
+    train(sr_recipe(sample_data, "train.steps=4", "train.warmup_steps=4", "model.scale=2"), run)
     ckpt = load_checkpoint(run)
     assert ckpt["opt_d"]["state"] == {}  # Adam never stepped
     assert ckpt["opt_g"]["state"]
@@ -103,7 +104,7 @@ def test_collapsed_discriminator_is_reported(sample_data, tmp_path, monkeypatch)
     monkeypatch.setattr(runlog, "COLLAPSE_GRACE", 2)
     out = io.StringIO()
     run = tmp_path / "collapse"
-    gan.train(sr_recipe(sample_data, "train.steps=12", "train.lr_d=1e-12", "model.scale=2"), run,
+    train(sr_recipe(sample_data, "train.steps=12", "train.lr_d=1e-12", "model.scale=2"), run,
               console=Console(file=out, width=400))
     text = " ".join(out.getvalue().split())
     assert "the discriminator has collapsed and the adversarial term gives no signal" in text
@@ -115,9 +116,9 @@ def test_collapsed_discriminator_is_reported(sample_data, tmp_path, monkeypatch)
 def test_resume_across_the_warmup_continues_exactly(sample_data, tmp_path):
     extra = ("train.steps=6", "train.warmup_steps=3", "train.log_every=1", "model.scale=2")
     straight, split = tmp_path / "straight", tmp_path / "split"
-    gan.train(sr_recipe(sample_data, *extra), straight)
-    gan.train(sr_recipe(sample_data, *extra, "train.steps=2"), split)
-    gan.train(sr_recipe(sample_data, *extra), split, resume=True)
+    train(sr_recipe(sample_data, *extra), straight)
+    train(sr_recipe(sample_data, *extra, "train.steps=2"), split)
+    train(sr_recipe(sample_data, *extra), split, resume=True)
     a, b = load_checkpoint(straight), load_checkpoint(split)
     for key in ("generator", "discriminator", "ema"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
@@ -131,12 +132,12 @@ def test_content_loss_trains_with_local_vgg_weights(sample_data, tmp_path, monke
     monkeypatch.delenv("FACEGAN_WEIGHTS_VGG19", raising=False)
     monkeypatch.setattr(weights, "_download", lambda url, dest: (_ for _ in ()).throw(OSError("offline")))
     with pytest.raises(FaceganError, match="loss.vgg_weights=PATH"):
-        gan.train(sr_recipe(sample_data, "loss.content=1", "model.scale=2"), tmp_path / "no_vgg")
+        train(sr_recipe(sample_data, "loss.content=1", "model.scale=2"), tmp_path / "no_vgg")
     assert not (tmp_path / "no_vgg").exists()
     vgg = tmp_path / "vgg.pth"
     torch.save({f"features.{k}": v for k, v in vgg19_features(3).state_dict().items()}, vgg)
     run = tmp_path / "content"
-    gan.train(sr_recipe(sample_data, "loss.content=1", "loss.content_layer=conv1_2", f"loss.vgg_weights={vgg}",
+    train(sr_recipe(sample_data, "loss.content=1", "loss.content_layer=conv1_2", f"loss.vgg_weights={vgg}",
                         "train.steps=2", "train.warmup_steps=0", "model.scale=2"), run)
     assert all(r["g_content"] > 0 for r in _records(run))
 
@@ -210,7 +211,7 @@ def test_a_checkpoint_of_one_scale_refuses_another(sr_runs, sample_data, tmp_pat
     assert res.exit_code == 2 and "is a ×4 checkpoint; it cannot upscale ×8" in " ".join(res.output.split())
     assert not (tmp_path / "o").exists()
     with pytest.raises(FaceganError, match=r"is a ×4 checkpoint; it cannot be resumed as ×8"):
-        gan.train(sr_recipe(sample_data, "model.scale=8", "train.steps=20"), run, resume=True)
+        train(sr_recipe(sample_data, "model.scale=8", "train.steps=20"), run, resume=True)
     # weights of one scale loaded into a model of another (e.g. an edited stored recipe)
     ckpt = load_checkpoint(run)
     ckpt["recipe"]["model"]["scale"] = 8

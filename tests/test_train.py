@@ -9,7 +9,7 @@ import torch
 
 from helpers import tiny_recipe
 from facegan.engines.checkpoint import load_checkpoint
-from facegan.engines.gan import train
+from facegan.engines.training import train
 from facegan.errors import FaceganError
 
 

@@ -53,7 +53,7 @@ def train(
     out_dir = out or run_dir or Path("runs") / resolved.name
     if out is not None:
         resolved.name = out.name
-    from facegan.engines.gan import train as run_training
+    from facegan.engines.training import train as run_training
 
     console = _console()
     last = run_training(resolved, out_dir, resume=resume, console=console)

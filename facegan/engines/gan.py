@@ -24,6 +24,9 @@ are generator-only (no D step, no adversarial term; for SR this is SRResNet pre-
 Under ``torchrun`` each process takes its slice of every global batch and its own random
 stream (seed, rank, step); only rank 0 prints, plots and saves. Randomness is a pure function
 of (seed, rank, step), so a resumed run continues exactly as the uninterrupted one would have.
+
+:func:`facegan.engines.training.train` is the entry point: it guards the run folder and calls
+:meth:`Trainer.fit`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from torch import nn
 
 from facegan import __version__
 from facegan.engines.checkpoint import FORMAT, FORMAT_VERSION, atomic_torch_save, load_checkpoint
-from facegan.engines.runlog import RunLog, TrainProgress, describe_run, truncate_log
+from facegan.engines.runlog import RunLog, TrainProgress, truncate_log
 from facegan.engines.run_state import EMA, all_finite, check_resume_compatible, intact_hint, weights_digest
 from facegan.engines.runtime import pick_device, setup_distributed, step_generator
 from facegan.errors import FaceganError
@@ -448,48 +451,8 @@ class Trainer:
                     self.checkpoint(progress)
         return self.out / "checkpoints" / "last.pt"
 
-    # kept for callers of the earlier name
-    run = fit
-
 
 
 @contextlib.contextmanager
 def _no_phase(name: str):
     yield
-
-
-def train(recipe: Recipe, out_dir: Path, resume: bool = False, console=None) -> Path:
-    """Train a recipe into ``out_dir``; returns the path of the final checkpoint.
-
-    The run folder is locked for the whole run (a second `facegan train` on it is refused at
-    once; the lock dies with the process), and temp files that killed runs left in it are removed.
-    """
-    import os
-
-    from facegan.engines.checkpoint import TEMP_PATTERN
-    from facegan.locks import exclusive, remove_stale
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FaceganError(f"--out {out_dir} is a file, not a run folder")
-    main = int(os.environ.get("RANK", "0")) == 0
-    new = not out_dir.exists()
-    lock_file = out_dir / ".facegan.lock"
-    try:
-        with exclusive(lock_file, f"run folder {out_dir}") if main else contextlib.nullcontext():
-            if main:
-                for stale in remove_stale(out_dir / "checkpoints", TEMP_PATTERN):
-                    if console is not None:
-                        console.print(f"[dim]removed {stale.name}, left by a run that was killed while saving[/]")
-            trainer = Trainer(recipe, out_dir, resume=resume, console=console)
-            if console is not None and trainer.dist.main:
-                console.print(describe_run(trainer))
-                if "path" not in recipe.data.model_fields_set:
-                    console.print(f"[yellow]the recipe names no data.path: training on {recipe.data.path}, the default "
-                                  "(set data.path to choose the dataset)[/]")
-                if recipe.train.amp and not trainer.amp:
-                    console.print("[yellow]train.amp is on but there is no CUDA device: training in fp32[/]")
-            return trainer.fit()
-    finally:
-        if main and new and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # refused before anything was written: leave no folder behind
