@@ -195,8 +195,8 @@ class DlibJudge:
 
         faces = self._faces(targets)
         keys = [hashlib.blake2b(face.tobytes(), digest_size=16).digest() for face in faces]
-        first = {key: i for i, key in reversed(list(enumerate(keys)))}  # one face per distinct key
-        missing = sorted(i for key, i in first.items() if key not in self._targets)
+        todo = {key: i for i, key in enumerate(keys) if key not in self._targets}  # one face per new key
+        missing = list(todo.values())
         if missing:
             if len(self._targets) + len(missing) > self.MAX_CACHED:
                 self._targets.clear()
