@@ -73,6 +73,8 @@ class LossConfig(Section):
     """Frozen face-recognition network of the identity loss (mobilefacenet ships with facegan; facenet-vggface2 downloads once)."""
     identity_weights: str | None = None
     """Local path of the identity network's weights (overrides the packaged/cached file)."""
+    identity_blur: float = Field(0.0, ge=0, le=8)
+    """Sigma (pixels at data.size) of a Gaussian blur applied to output and ground truth before the identity network sees them; 0 = none. Detail finer than the blur cannot raise the identity score, so the generator is not paid to paint the tinted pixel grids a frozen recogniser likes (docs/models.md)."""
 
 
 class TrainConfig(Section):

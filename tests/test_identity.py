@@ -220,3 +220,38 @@ def test_mixed_devices_and_autocast(mobilefacenet) -> None:
         on_gpu = net(faces)
     assert on_gpu.dtype == torch.float32
     torch.testing.assert_close(on_gpu, on_cpu, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("sigma", [0.7, 1.0, 1.5])
+def test_gaussian_blur_matches_scipy(sigma: float) -> None:
+    from scipy import ndimage
+
+    from facegan.models.identity import gaussian_blur
+
+    x = torch.rand(2, 3, 20, 17, dtype=torch.float64)
+    # torch's "reflect" padding is scipy's "mirror"; scipy's radius is int(3 sigma + 0.5)
+    radius = max(1, int(np.ceil(3 * sigma)))
+    want = ndimage.gaussian_filter(x.numpy(), sigma=(0, 0, sigma, sigma), mode="mirror",
+                                   truncate=radius / sigma)
+    np.testing.assert_allclose(gaussian_blur(x, sigma).numpy(), want, atol=1e-12)
+    assert gaussian_blur(x, 0.0) is x
+
+
+def test_identity_blur_hides_a_pixel_grid_from_the_loss(fixtures_dir: Path) -> None:
+    """The tinted grid a generator can paint to please the recogniser: blurred away, it barely
+    moves the embedding; seen sharp, it moves it much more."""
+    path = sorted(fixtures_dir.rglob("*.jpg"))[0]
+    face = _to_tensor([_celeba_square(path)])
+    yy, xx = torch.meshgrid(torch.arange(128), torch.arange(128), indexing="ij")
+    grid = ((yy + xx) % 2 * 2 - 1).float() * torch.tensor([0.15, -0.1, 0.15]).view(3, 1, 1)
+    patterned = (face + grid).clamp(-1, 1)
+    sharp = load_identity_net("mobilefacenet")
+    blurred = load_identity_net("mobilefacenet", blur=1.0)
+    assert blurred.blur == 1.0 and sharp.blur == 0.0
+    moved_sharp = identity_loss(sharp, patterned, face).item()
+    moved_blurred = identity_loss(blurred, patterned, face).item()
+    assert moved_blurred < 0.25 * moved_sharp, (moved_blurred, moved_sharp)
+    # gradients still reach the output through the blur
+    out = patterned.clone().requires_grad_(True)
+    identity_loss(blurred, out, face).backward()
+    assert out.grad is not None and out.grad.abs().sum() > 0

@@ -91,3 +91,21 @@ def test_loss_falls_on_real_faces(sample_data, tmp_path):
     first, last = sum(rec[:10]) / 10, sum(rec[-10:]) / 10
     assert last < 0.8 * first, (first, last)
     assert sum(ident[-10:]) < sum(ident[:10])
+
+
+def test_identity_blur_reaches_the_loss_and_its_cached_targets(sample_data, tmp_path):
+    """loss.identity_blur blurs output and target alike: the cached target embeddings (a run that
+    sees every face twice) give the same training as embedding the blurred targets per step."""
+    extra = ("train.steps=12", "train.checkpoint_every=100", "train.sample_every=100", "loss.identity_blur=1.0")
+    cached, direct, sharp = tmp_path / "cached", tmp_path / "direct", tmp_path / "sharp"
+    train(tiny_recipe(sample_data, *extra), cached)
+    train(tiny_recipe(sample_data, *extra, "train.identity_cache=false"), direct)
+    train(tiny_recipe(sample_data, *extra[:-1]), sharp)
+    assert load_checkpoint(cached)["recipe"]["loss"]["identity_blur"] == 1.0
+    assert _records(cached, "start")[0]["identity_targets_cached"]
+    assert not _records(direct, "start")[0]["identity_targets_cached"]
+    a, b = load_checkpoint(cached), load_checkpoint(direct)
+    assert _states_equal(a["generator"], b["generator"])
+    ids = [r["g_id"] for r in _records(cached)]
+    assert ids == [r["g_id"] for r in _records(direct)]
+    assert ids != [r["g_id"] for r in _records(sharp)]

@@ -121,7 +121,8 @@ class Trainer:
         if r.loss.identity > 0:
             from facegan.models.identity import load_identity_net
 
-            self.id_net = load_identity_net(r.loss.identity_net, r.loss.identity_weights, device=self.device)
+            self.id_net = load_identity_net(r.loss.identity_net, r.loss.identity_weights, device=self.device,
+                                            blur=r.loss.identity_blur)
             self.id_net.amp = self.amp  # its backbone in bf16 on CUDA (the crop and the cosine in fp32)
             self._embed_targets()
         if r.train.channels_last:

@@ -119,19 +119,22 @@ IDENTITY_NETS: dict[str, IdentitySpec] = {
 
 
 def load_identity_net(
-    name: str, weights: str | Path | None = None, device: str | torch.device = "cpu"
+    name: str, weights: str | Path | None = None, device: str | torch.device = "cpu",
+    blur: float = 0.0,
 ) -> IdentityNet:
     """The frozen identity network ``name`` on ``device``.
 
     ``weights`` is an explicit weights file; without it the file is found as
-    :func:`facegan.weights.resolve_weights` describes. FaceganError for an unknown name, or
-    weights that cannot be found or do not fit.
+    :func:`facegan.weights.resolve_weights` describes. ``blur`` is the sigma (pixels of the
+    faces it is given) of a Gaussian blur applied before the crop (the identity loss's
+    ``loss.identity_blur``; 0 for a metric). FaceganError for an unknown name, or weights that
+    cannot be found or do not fit.
     """
     spec = IDENTITY_NETS.get(name)
     if spec is None:
         raise FaceganError(f"unknown identity network {name!r}; known: {', '.join(IDENTITY_NETS)}")
     backbone = load_weights(spec.weights, weights)
-    return IdentityNet(name, spec, backbone).to(device)
+    return IdentityNet(name, spec, backbone, blur=blur).to(device)
 
 
 class IdentityNet(nn.Module):
@@ -139,12 +142,14 @@ class IdentityNet(nn.Module):
 
     ``forward(images)``: ``(B, 3, S, S)`` faces in [-1, 1] on facegan's template -> ``(B, D)``
     L2-normalised embeddings, computed in float32 on the device of the backbone and returned
-    on the device of ``images``.
+    on the device of ``images``. With ``blur`` > 0 the faces are first blurred (Gaussian, that
+    sigma in their own pixels): a loss network that cannot see fine detail cannot reward it.
     """
 
-    def __init__(self, name: str, spec: IdentitySpec, backbone: nn.Module) -> None:
+    def __init__(self, name: str, spec: IdentitySpec, backbone: nn.Module, blur: float = 0.0) -> None:
         super().__init__()
         self.name = name
+        self.blur = float(blur)
         self.input_size = spec.input_size
         self.embedding_dim = spec.embedding_dim
         self.template = np.asarray(spec.template, dtype=np.float64)
@@ -169,6 +174,8 @@ class IdentityNet(nn.Module):
         param = next(self.backbone.parameters())
         with _no_autocast(param.device):
             x = images.to(device=param.device, dtype=param.dtype)
+            if self.blur > 0:
+                x = gaussian_blur(x, self.blur)
             crops = self.crop(x * 0.5 + 0.5)
             emb = self._embed01(crops)
         return emb.to(images.device)
@@ -217,6 +224,21 @@ class IdentityNet(nn.Module):
         to_face = geometry.invert_affine(self._similarity(size))  # backbone crop -> face, pixels
         from_out = geometry.invert_affine(geometry.pixel_to_normalized(self.input_size))
         return geometry.compose(geometry.pixel_to_normalized(size), to_face, from_out)
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """``(B, C, H, W)`` blurred by a separable Gaussian of ``sigma`` pixels (taps out to 3 sigma,
+    normalised to sum 1, reflected borders); differentiable, the identity when ``sigma`` is 0."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(np.ceil(3 * sigma)))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(device=x.device, dtype=x.dtype)
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def identity_loss(net: IdentityNet, output: Tensor, target: Tensor | None = None,
