@@ -156,6 +156,8 @@ class IdentityNet(nn.Module):
         self.backbone = backbone
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("blur_kernel", gaussian_kernel(self.blur) if self.blur > 0 else None,
+                             persistent=False)
         self.requires_grad_(False)
         super().train(False)
         #: Run the backbone in bf16 on CUDA (training with train.amp); the crop, the
@@ -175,7 +177,7 @@ class IdentityNet(nn.Module):
         with _no_autocast(param.device):
             x = images.to(device=param.device, dtype=param.dtype)
             if self.blur > 0:
-                x = gaussian_blur(x, self.blur)
+                x = gaussian_blur(x, self.blur, self.blur_kernel)
             crops = self.crop(x * 0.5 + 0.5)
             emb = self._embed01(crops)
         return emb.to(images.device)
@@ -226,15 +228,24 @@ class IdentityNet(nn.Module):
         return geometry.compose(geometry.pixel_to_normalized(size), to_face, from_out)
 
 
-def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """``(B, C, H, W)`` blurred by a separable Gaussian of ``sigma`` pixels (taps out to 3 sigma,
-    normalised to sum 1, reflected borders); differentiable, the identity when ``sigma`` is 0."""
-    if sigma <= 0:
-        return x
+def gaussian_kernel(sigma: float) -> Tensor:
+    """The 1-D Gaussian of ``sigma`` pixels, taps out to 3 sigma, normalised to sum 1 (float64)."""
     radius = max(1, int(np.ceil(3 * sigma)))
     taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).to(device=x.device, dtype=x.dtype)
+    return kernel / kernel.sum()
+
+
+def gaussian_blur(x: Tensor, sigma: float, kernel: Tensor | None = None) -> Tensor:
+    """``(B, C, H, W)`` blurred by a separable Gaussian of ``sigma`` pixels (reflected borders);
+    differentiable, the identity when ``sigma`` is 0. ``kernel`` is :func:`gaussian_kernel`'s
+    result already on ``x``'s device (a training step then copies nothing to the device)."""
+    if sigma <= 0:
+        return x
+    if kernel is None:
+        kernel = gaussian_kernel(sigma).to(x.device)
+    kernel = kernel.to(dtype=x.dtype)
+    radius = len(kernel) // 2
     c = x.shape[1]
     x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
     x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
