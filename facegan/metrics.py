@@ -21,6 +21,9 @@ be compared with each other and with published numbers:
   (mean absolute error over hole pixels, all 3 channels, 0..1 scale, x100) and ``hole_psnr``
   (PSNR over hole pixels only). A mask is ``HxW`` or ``NxHxW``; nonzero = hole.
 - **Identity**: ``identity_cosine`` is the cosine of L2-normalised embeddings, row by row.
+- **Periodic pattern** (``periodic_peak``, a set-level diagnostic, not a per-image score): how
+  far the mean power spectrum of the images' Y stands out at the frequencies of one period
+  (the grid that sub-pixel or transposed convolutions leave), as a ratio to the bins around it.
 """
 
 from __future__ import annotations
@@ -317,3 +320,36 @@ def to_uint8(images: Any) -> np.ndarray:
     x = x.to(torch.uint8)
     x = x.permute(0, 2, 3, 1) if x.ndim == 4 else x.permute(1, 2, 0)
     return x.contiguous().cpu().numpy()
+
+
+# --------------------------------------------------------------------------- periodic pattern
+
+
+def periodic_peak(images: Any, period: int, ring: tuple[int, int] = (2, 3)) -> float:
+    """How strongly a batch of images repeats with ``period`` pixels: 1.0 means no peak.
+
+    Each image's Y (``rgb_to_y``) minus its mean, times a 2-D Hann window, gives a power
+    spectrum; the spectra are averaged over the batch. At each frequency of that period along
+    the axes and the diagonal, ``(0, S/period)``, ``(S/period, 0)`` and ``(S/period, S/period)``,
+    the power is divided by the median power of the bins at Chebyshev distance ``ring[0]`` to
+    ``ring[1]`` around it; the largest of these ratios is returned. Natural images give about
+    1-2; a generator's upsampling grid gives tens. ``images`` is an ``NxHxWx3`` uint8 batch whose
+    sides are multiples of ``period``.
+    """
+    x, _ = _as_image_batch(images, "images")
+    n, h, w = x.shape[:3]
+    if period < 2 or h % period or w % period:
+        raise ValueError(f"period must be at least 2 and divide the image sides ({h}x{w}), got {period}")
+    window = np.outer(np.hanning(h), np.hanning(w))
+    power = np.zeros((h, w), dtype=np.float64)
+    for chunk in _chunks(n, h * w * 3):
+        y = rgb_to_y(x[chunk])
+        y = (y - y.mean(axis=(1, 2), keepdims=True)) * window
+        power += (np.abs(np.fft.fft2(y)) ** 2).sum(axis=0)
+    lo, hi = ring
+    around = [(du, dv) for du in range(-hi, hi + 1) for dv in range(-hi, hi + 1) if max(abs(du), abs(dv)) >= lo]
+    ratios = []
+    for u, v in [(0, w // period), (h // period, 0), (h // period, w // period)]:
+        ref = np.median([power[(u + du) % h, (v + dv) % w] for du, dv in around])
+        ratios.append(power[u, v] / ref if ref > 0 else float("inf"))
+    return float(max(ratios))

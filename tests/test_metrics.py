@@ -326,3 +326,38 @@ def test_conventions_text_states_the_numbers():
         assert needle in METRIC_CONVENTIONS
     for fn in (psnr, ssim, rgb_to_y, hole_l1, hole_psnr, identity_cosine, to_uint8):
         assert fn.__doc__ and len(fn.__doc__) > 80
+
+
+# --------------------------------------------------------------------------- periodic pattern
+
+
+def _smooth_faces(n: int = 8, size: int = 64, seed: int = 0) -> np.ndarray:
+    """Smooth random images (blurred noise), uint8 NxHxWx3: no period of their own."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    x = gaussian_filter(rng.normal(size=(n, size, size, 3)), sigma=(0, 3, 3, 0))
+    x = (x - x.min()) / (x.max() - x.min())
+    return np.round(40 + 170 * x).astype(np.uint8)
+
+
+def test_periodic_peak_finds_a_faint_period_4_grid_and_nothing_in_smooth_images():
+    smooth = _smooth_faces()
+    assert metrics.periodic_peak(smooth, 4) < 3
+    grid = np.zeros((64, 64), dtype=np.int16)
+    grid[::4, :] += 3  # a faint line every 4 rows, 3 levels of 255: what pixel shuffle leaves
+    gridded = np.clip(smooth.astype(np.int16) + grid[None, :, :, None], 0, 255).astype(np.uint8)
+    assert metrics.periodic_peak(gridded, 4) > 10 * metrics.periodic_peak(smooth, 4)
+    # a grid of period 8 shows at 8 px, not at 16 px (4 cycles per side is no harmonic of 8)
+    grid8 = np.zeros((64, 64), dtype=np.int16)
+    grid8[:, ::8] += 3
+    gridded8 = np.clip(smooth.astype(np.int16) + grid8[None, :, :, None], 0, 255).astype(np.uint8)
+    assert metrics.periodic_peak(gridded8, 8) > 10
+    assert metrics.periodic_peak(gridded8, 16) < 3
+
+
+def test_periodic_peak_refuses_a_period_that_does_not_divide_the_image():
+    with pytest.raises(ValueError, match="divide"):
+        metrics.periodic_peak(_smooth_faces(n=2), 5)
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.periodic_peak(_smooth_faces(n=2), 1)

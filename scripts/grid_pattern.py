@@ -1,0 +1,81 @@
+"""Measure the periodic grid in a model's outputs (the "no visible checkerboard" check, as a figure).
+
+    python scripts/grid_pattern.py MODEL [--data DIR] [--mask eyes] [--max-images 256] [--period 4 ...]
+
+MODEL is a run folder, a checkpoint or a bundled model's name, as `facegan eval` takes it. The
+first faces of the test split go through the model exactly as `facegan eval` sends them
+(deterministic degradation or mask); for each period the script prints `metrics.periodic_peak`
+of the model's raw output, of its result (the composite, for inpainting), of every reference row
+and of the ground truth. A ratio near the ground truth's means no grid; sub-pixel or transposed
+convolutions that leave one show tens.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facegan import metrics
+from facegan.data.loader import to_model_range
+from facegan.data.packed import PackedDataset
+from facegan.engines.checkpoint import build_eval_generator, load_checkpoint
+from facegan.engines.task import TaskOptions
+from facegan.engines.tasks import make_task
+from facegan.errors import FaceganError
+from facegan.recipe import validate_recipe
+
+
+def measure(model: str, data: str | None, max_images: int, periods: list[int], **options) -> dict[str, dict[int, float]]:
+    """{row: {period: peak ratio}} for the model's raw output and result, each reference and the ground truth."""
+    ckpt = load_checkpoint(model, **options)
+    recipe = validate_recipe(ckpt["recipe"], source=f"{ckpt['path']} (stored recipe)")
+    task = make_task(recipe)
+    faces = PackedDataset(Path(data or recipe.data.path)).split(recipe.eval.split)
+    n = min(len(faces), max_images)
+    if n == 0:
+        raise FaceganError(f"the {recipe.eval.split} split of {data or recipe.data.path} is empty")
+    settings = task.eval_settings(TaskOptions(**options), ckpt["size"])
+    gen = build_eval_generator(ckpt, "cpu")
+    rows: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n, recipe.eval.batch):
+        stop = min(n, start + recipe.eval.batch)
+        images = to_model_range(torch.from_numpy(np.array(faces.images[start:stop])))
+        lms = torch.from_numpy(np.array(faces.landmarks[start:stop], dtype=np.float32))
+        batch = task.eval_batch(images, lms, range(start, stop), settings)
+        with torch.no_grad():
+            raw, result = task.run(gen, batch)
+            outputs = {"model (raw output)": raw.float().clamp(-1, 1)}
+            if result is not raw:  # inpainting: the composite; SR: the raw output itself
+                outputs["model (result)"] = result
+            outputs.update(task.reference_outputs(batch))
+            outputs["ground truth"] = batch.target
+        for name, x in outputs.items():
+            rows.setdefault(name, []).append(metrics.to_uint8(x))
+    return {name: {p: metrics.periodic_peak(np.concatenate(chunks), p) for p in periods} for name, chunks in rows.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("--data")
+    ap.add_argument("--mask", help="inpainting: the mask type (the recipe's when omitted)")
+    ap.add_argument("--max-images", type=int, default=256)
+    ap.add_argument("--period", type=int, action="append", help="periods in pixels (default 2, 4, 8)")
+    args = ap.parse_args()
+    options = {"mask": args.mask} if args.mask else {}
+    periods = args.period or [2, 4, 8]
+    try:
+        table = measure(args.model, args.data, args.max_images, periods, **options)
+    except (FaceganError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"spectral peak at each period over the bins around it (1 = none), {args.model}:")
+    print(f"{'':22s}" + "".join(f"{f'{p} px':>9s}" for p in periods))
+    for name, peaks in table.items():
+        print(f"{name:22s}" + "".join(f"{peaks[p]:9.1f}" for p in periods))
+
+
+if __name__ == "__main__":
+    main()
