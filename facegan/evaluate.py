@@ -20,8 +20,10 @@ import contextlib
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +51,67 @@ class Evaluation:
     """The model's per-image metrics (float64, one value per scored image)."""
     references: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     """Each no-model reference's per-image metrics, by reference key."""
+
+
+@dataclass
+class EvalInputs:
+    """What ``eval`` feeds a checkpoint: its task, the faces it is scored on and the fixed settings."""
+
+    ckpt: dict
+    recipe: Any
+    """The checkpoint's validated recipe."""
+    task: Any
+    """The recipe's :class:`facegan.engines.task.Task`."""
+    data_path: Path
+    split: str
+    faces: Any
+    """The split (:class:`facegan.data.packed.Split`); the first ``n`` faces are scored."""
+    n: int
+    settings: Any
+    """The task's :class:`facegan.engines.task.EvalSettings` for these options."""
+
+
+def eval_inputs(checkpoint: str | Path, data: str | Path | None = None, split: str | None = None,
+                max_images: int | None = None, **options) -> EvalInputs:
+    """Load a checkpoint (file, run folder or bundled name) and open the faces it is scored on:
+    the recipe's dataset and eval split unless given, at most ``max_images`` (or the recipe's
+    ``eval.max_images``). Refuses a dataset of another face size and an empty split."""
+    from facegan.data.packed import PackedDataset
+    from facegan.engines.checkpoint import load_checkpoint
+    from facegan.engines.task import TaskOptions
+    from facegan.engines.tasks import make_task
+    from facegan.recipe import validate_recipe
+
+    if max_images is not None and max_images < 1:
+        raise FaceganError(f"--max-images must be at least 1, got {max_images}")
+    ckpt = load_checkpoint(checkpoint, **options)
+    recipe = validate_recipe(ckpt["recipe"], source=f"{ckpt['path']} (stored recipe)")
+    task = make_task(recipe)
+    data_path = Path(data) if data is not None else Path(recipe.data.path)
+    dataset = PackedDataset(data_path)
+    if dataset.size != ckpt["size"]:
+        raise FaceganError(f"{data_path} holds {dataset.size}px faces but the checkpoint was trained at {ckpt['size']}px")
+    split_name = split or recipe.eval.split
+    faces = dataset.split(split_name)
+    limit = max_images or recipe.eval.max_images
+    n = min(len(faces), limit) if limit else len(faces)
+    if n == 0:
+        raise FaceganError(f"split '{split_name}' of {data_path} is empty")
+    settings = task.eval_settings(TaskOptions(**options), dataset.size)
+    return EvalInputs(ckpt, recipe, task, data_path, split_name, faces, n, settings)
+
+
+def eval_batches(inputs: EvalInputs, device: torch.device | str = "cpu") -> Iterator[tuple[int, int, Any]]:
+    """``(start, stop, batch)`` over the first ``n`` faces, ``eval.batch`` at a time: the task's
+    deterministic eval batch (fixed mask or degradation per image index) on ``device``."""
+    from facegan.data.loader import to_model_range
+
+    faces, bs = inputs.faces, inputs.recipe.eval.batch
+    for start in range(0, inputs.n, bs):
+        stop = min(inputs.n, start + bs)
+        images = to_model_range(torch.from_numpy(np.array(faces.images[start:stop])).to(device))
+        lms = torch.from_numpy(np.array(faces.landmarks[start:stop], dtype=np.float32)).to(device)
+        yield start, stop, inputs.task.eval_batch(images, lms, range(start, stop), inputs.settings)
 
 
 def eval_dir_for(ckpt_path: Path, bundled: str | None = None) -> Path:
@@ -90,37 +153,18 @@ def evaluate(
     refused. ``references=False`` skips the no-model rows (``ablate`` does not print them).
     """
     from facegan import metrics
-    from facegan.data.loader import to_model_range
-    from facegan.data.packed import PackedDataset
-    from facegan.engines.checkpoint import build_eval_generator, load_checkpoint
+    from facegan.engines.checkpoint import build_eval_generator
     from facegan.engines.runtime import pick_device
-    from facegan.engines.task import TaskOptions
-    from facegan.engines.tasks import make_task
     from facegan.models.identity import load_identity_net
-    from facegan.recipe import validate_recipe
     from facegan.report import grid_image, save_image
 
-    if max_images is not None and max_images < 1:
-        raise FaceganError(f"--max-images must be at least 1, got {max_images}")
     out_path = Path(out_dir) if out_dir is not None else None
     json_path = Path(json_out) if json_out is not None else None
     check_outputs(out_path, json_path)
-    ckpt = load_checkpoint(checkpoint, **options)
-    ckpt_path = Path(ckpt["path"])
-    recipe = validate_recipe(ckpt["recipe"], source=f"{ckpt_path} (stored recipe)")
-    task = make_task(recipe)
+    inputs = eval_inputs(checkpoint, data, split, max_images, **options)
+    ckpt, recipe, task, settings = inputs.ckpt, inputs.recipe, inputs.task, inputs.settings
+    ckpt_path, data_path, split_name, faces, n = Path(ckpt["path"]), inputs.data_path, inputs.split, inputs.faces, inputs.n
     dev = pick_device(device)
-    data_path = Path(data) if data is not None else Path(recipe.data.path)
-    dataset = PackedDataset(data_path)
-    if dataset.size != ckpt["size"]:
-        raise FaceganError(f"{data_path} holds {dataset.size}px faces but the checkpoint was trained at {ckpt['size']}px")
-    split_name = split or recipe.eval.split
-    faces = dataset.split(split_name)
-    limit = max_images or recipe.eval.max_images
-    n = min(len(faces), limit) if limit else len(faces)
-    if n == 0:
-        raise FaceganError(f"split '{split_name}' of {data_path} is empty")
-    settings = task.eval_settings(TaskOptions(**options), dataset.size)
     id_name = identity_net or recipe.eval.identity_net or recipe.loss.identity_net
     id_weights = recipe.loss.identity_weights if id_name == recipe.loss.identity_net else None
     id_net = load_identity_net(id_name, id_weights, device=dev)
@@ -134,15 +178,10 @@ def evaluate(
 
     rows: dict[str, dict[str, list[np.ndarray]]] = {"model": {}, **{r.key: {} for r in refs}}
     first_grid = None
-    bs = recipe.eval.batch
     progress = _progress(console, n, f"eval {split_name} / {settings.label}")
     with progress if progress is not None else contextlib.nullcontext():
         task_id = progress.add_task("eval", total=n) if progress is not None else None
-        for start in range(0, n, bs):
-            stop = min(n, start + bs)
-            images = to_model_range(torch.from_numpy(np.array(faces.images[start:stop])).to(dev))
-            lms = torch.from_numpy(np.array(faces.landmarks[start:stop], dtype=np.float32)).to(dev)
-            batch = task.eval_batch(images, lms, range(start, stop), settings)
+        for start, stop, batch in eval_batches(inputs, dev):
             with torch.no_grad():
                 raw, result = task.run(gen, batch)
                 outputs = {"model": result}

@@ -325,14 +325,19 @@ def to_uint8(images: Any) -> np.ndarray:
 # --------------------------------------------------------------------------- periodic pattern
 
 
-def periodic_peak(images: Any, period: int, ring: tuple[int, int] = (2, 3)) -> float:
+#: Chebyshev distances (in frequency bins) of the bins a peak is compared with: past its own
+#: window-widened lobe (1 bin), close enough to share the spectrum's local level.
+PEAK_RING = (2, 3)
+
+
+def periodic_peak(images: Any, period: int) -> float:
     """How strongly a batch of images repeats with ``period`` pixels: 1.0 means no peak.
 
     Each image's Y (``rgb_to_y``) minus its mean, times a 2-D Hann window, gives a power
     spectrum; the spectra are averaged over the batch. At each frequency of that period along
     the axes and the diagonal, ``(0, S/period)``, ``(S/period, 0)`` and ``(S/period, S/period)``,
-    the power is divided by the median power of the bins at Chebyshev distance ``ring[0]`` to
-    ``ring[1]`` around it; the largest of these ratios is returned. Natural images give about
+    the power is divided by the median power of the bins at Chebyshev distance 2 to 3
+    (``PEAK_RING``) around it; the largest of these ratios is returned. Natural images give about
     1-2; a generator's upsampling grid gives tens. ``images`` is an ``NxHxWx3`` uint8 batch whose
     sides are multiples of ``period``.
     """
@@ -346,7 +351,9 @@ def periodic_peak(images: Any, period: int, ring: tuple[int, int] = (2, 3)) -> f
         y = rgb_to_y(x[chunk])
         y = (y - y.mean(axis=(1, 2), keepdims=True)) * window
         power += (np.abs(np.fft.fft2(y)) ** 2).sum(axis=0)
-    lo, hi = ring
+    if power.sum() < 1e-6:  # flat images (what is left is rounding noise): no pattern
+        return 1.0
+    lo, hi = PEAK_RING
     around = [(du, dv) for du in range(-hi, hi + 1) for dv in range(-hi, hi + 1) if max(abs(du), abs(dv)) >= lo]
     ratios = []
     for u, v in [(0, w // period), (h // period, 0), (h // period, w // period)]:

@@ -13,42 +13,26 @@ convolutions that leave one show tens.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from facegan import metrics
-from facegan.data.loader import to_model_range
-from facegan.data.packed import PackedDataset
-from facegan.engines.checkpoint import build_eval_generator, load_checkpoint
-from facegan.engines.task import TaskOptions
-from facegan.engines.tasks import make_task
+from facegan.engines.checkpoint import build_eval_generator
 from facegan.errors import FaceganError
-from facegan.recipe import validate_recipe
+from facegan.evaluate import eval_batches, eval_inputs
 
 
 def measure(model: str, data: str | None, max_images: int, periods: list[int], **options) -> dict[str, dict[int, float]]:
     """{row: {period: peak ratio}} for the model's raw output and result, each reference and the ground truth."""
-    ckpt = load_checkpoint(model, **options)
-    recipe = validate_recipe(ckpt["recipe"], source=f"{ckpt['path']} (stored recipe)")
-    task = make_task(recipe)
-    faces = PackedDataset(Path(data or recipe.data.path)).split(recipe.eval.split)
-    n = min(len(faces), max_images)
-    if n == 0:
-        raise FaceganError(f"the {recipe.eval.split} split of {data or recipe.data.path} is empty")
-    settings = task.eval_settings(TaskOptions(**options), ckpt["size"])
-    gen = build_eval_generator(ckpt, "cpu")
+    inputs = eval_inputs(model, data, max_images=max_images, **options)
+    task, gen = inputs.task, build_eval_generator(inputs.ckpt, "cpu")
     rows: dict[str, list[np.ndarray]] = {}
-    for start in range(0, n, recipe.eval.batch):
-        stop = min(n, start + recipe.eval.batch)
-        images = to_model_range(torch.from_numpy(np.array(faces.images[start:stop])))
-        lms = torch.from_numpy(np.array(faces.landmarks[start:stop], dtype=np.float32))
-        batch = task.eval_batch(images, lms, range(start, stop), settings)
+    for _, _, batch in eval_batches(inputs):
         with torch.no_grad():
             raw, result = task.run(gen, batch)
-            outputs = {"model (raw output)": raw.float().clamp(-1, 1)}
-            if result is not raw:  # inpainting: the composite; SR: the raw output itself
+            outputs = {"model (raw output)": raw}
+            if not torch.equal(result, raw.float()):  # inpainting: the composite; SR: the raw output itself
                 outputs["model (result)"] = result
             outputs.update(task.reference_outputs(batch))
             outputs["ground truth"] = batch.target

@@ -30,7 +30,7 @@ def test_grid_pattern_measures_model_references_and_ground_truth(tiny_run, sampl
     assert all(np.isfinite(v) and v > 0 for peaks in table.values() for v in peaks.values())
 
 
-def test_grid_pattern_refuses_an_unknown_model(tmp_path, capsys, monkeypatch):
+def test_grid_pattern_refuses_an_unknown_model(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["grid_pattern.py", str(tmp_path / "nothing")])
     with pytest.raises(SystemExit) as exc:
         _script().main()

@@ -356,6 +356,10 @@ def test_periodic_peak_finds_a_faint_period_4_grid_and_nothing_in_smooth_images(
     assert metrics.periodic_peak(gridded8, 16) < 3
 
 
+def test_periodic_peak_of_flat_images_is_one():
+    assert metrics.periodic_peak(np.full((2, 16, 16, 3), 100, np.uint8), 4) == 1.0
+
+
 def test_periodic_peak_refuses_a_period_that_does_not_divide_the_image():
     with pytest.raises(ValueError, match="divide"):
         metrics.periodic_peak(_smooth_faces(n=2), 5)
