@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from facegan.errors import FaceganError
-from facegan.models.srresnet import SRDiscriminator, SRResNet
+from facegan.models.srresnet import SRDiscriminator, SRResNet, Upsample2x
 
 
 def n_params(m: nn.Module) -> int:
@@ -53,6 +53,45 @@ def test_weights_of_another_scale_are_refused_clearly():
     with pytest.raises(FaceganError, match=r"weights are for a ×4 SRResNet; they cannot upscale ×8"):
         SRResNet(scale=8, width=8, num_blocks=1).load_state_dict(x4)
     SRResNet(scale=4, width=8, num_blocks=1).load_state_dict(x4)  # same scale loads
+
+
+def _sub_pixels(y):
+    return [y[..., i::2, j::2] for i in (0, 1) for j in (0, 1)]
+
+
+def test_icnr_starts_each_upsampling_stage_without_a_checkerboard():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 5, 5)
+    plain = _sub_pixels(Upsample2x(8)(x))
+    assert not torch.allclose(plain[0], plain[3])  # default init: four different sub-pixel filters
+    corners = _sub_pixels(Upsample2x(8, icnr=True)(x))
+    for c in corners[1:]:
+        assert torch.equal(c, corners[0])  # every 2x2 block equal: a nearest-neighbour 2x resize
+
+
+def test_icnr_draws_no_extra_random_numbers():
+    torch.manual_seed(3)
+    plain = SRResNet(scale=4, width=8, num_blocks=2).state_dict()
+    torch.manual_seed(3)
+    icnr = SRResNet(scale=4, width=8, num_blocks=2, icnr=True).state_dict()
+    for k, v in plain.items():
+        if k.startswith("upsample.") and k.endswith((".conv.weight", ".conv.bias")):
+            assert torch.equal(icnr[k], v[:8].repeat_interleave(4, dim=0)), k
+        else:
+            assert torch.equal(icnr[k], v), k
+
+
+def test_recipe_icnr_reaches_the_generator():
+    from helpers import REPO
+    from facegan.engines.tasks import make_task
+    from facegan.recipe import load_recipe
+
+    recipe = load_recipe(REPO / "recipes" / "quickstart_sr.yaml", ["model.icnr=true", "model.width=8"])
+    w = make_task(recipe).build_generator().upsample[0].conv.weight
+    assert torch.equal(w[0::4], w[1::4]) and torch.equal(w[0::4], w[3::4])
+    recipe = load_recipe(REPO / "recipes" / "quickstart_sr.yaml", ["model.width=8"])
+    w = make_task(recipe).build_generator().upsample[0].conv.weight
+    assert not torch.equal(w[0::4], w[1::4])
 
 
 def test_discriminator_layout_and_logits():

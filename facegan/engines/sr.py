@@ -76,6 +76,8 @@ class SRModelConfig(Section):
     """Residual blocks of the SRResNet (5 in the source design, 16 in the SRGAN paper)."""
     width: int = Field(64, ge=4, le=256)
     """Channels of the SRResNet's body (64 in SRGAN)."""
+    icnr: bool = False
+    """Start each PixelShuffle stage's conv as ICNR (Aitken et al. 2017): its four sub-pixel filters equal, i.e. a nearest-neighbour 2x resize then a conv, so training starts with no checkerboard (docs/models.md)."""
     discriminator: Literal["vgg"] = "vgg"
     """Discriminator architecture (sr: vgg, SRGAN's 8-conv VGG-style network with a 1x1-conv head, logits)."""
     d_width: int = Field(64, ge=4, le=256)
@@ -187,7 +189,7 @@ class SRTask(Task):
         from facegan.models.srresnet import SRResNet
 
         m = self.recipe.model
-        return SRResNet(self.scale, m.width, m.num_blocks)
+        return SRResNet(self.scale, m.width, m.num_blocks, icnr=m.icnr)
 
     def build_discriminator(self) -> nn.Module:
         from facegan.models.srresnet import SRDiscriminator

@@ -6,6 +6,9 @@ Generator, for a low-resolution face ``(B, 3, h, w)`` in [-1, 1]:
 2. ``num_blocks`` residual blocks: conv3x3-BN-PReLU-conv3x3-BN plus the block's input;
 3. conv3x3 + BN, plus the output of step 1 (the global skip);
 4. log2(scale) upsampling stages: conv3x3 (width -> 4 width), PixelShuffle(2), PReLU;
+   with ``icnr`` the conv starts as ICNR (Aitken et al. 2017, "Checkerboard artifact free
+   sub-pixel convolution"): its four sub-pixel filters start equal, so each stage starts as a
+   nearest-neighbour 2x resize followed by a conv, with no checkerboard at initialisation;
 5. 9x9 conv (width -> 3) and tanh: ``(B, 3, scale h, scale w)`` in [-1, 1], facegan's range.
 
 Discriminator, for a face at the high resolution: eight 3x3 convs, widths 64, 64, 128, 128,
@@ -46,13 +49,23 @@ class ResidualBlock(nn.Module):
 
 
 class Upsample2x(nn.Module):
-    """conv3x3 (C -> 4C), PixelShuffle(2), PReLU: doubles the resolution."""
+    """conv3x3 (C -> 4C), PixelShuffle(2), PReLU: doubles the resolution.
 
-    def __init__(self, width: int) -> None:
+    ``icnr``: start the conv as ICNR. PixelShuffle(2) puts conv channel ``4c + i`` at sub-pixel
+    ``i`` of output channel ``c``; giving those four channels the same filter and bias makes every
+    2x2 output block equal at initialisation. The filters are the conv's own first ``C``
+    (default-initialised, with the same fan-in), so no extra random numbers are drawn.
+    """
+
+    def __init__(self, width: int, icnr: bool = False) -> None:
         super().__init__()
         self.conv = nn.Conv2d(width, 4 * width, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2)
         self.act = nn.PReLU()
+        if icnr:
+            with torch.no_grad():
+                self.conv.weight.copy_(self.conv.weight[:width].repeat_interleave(4, dim=0))
+                self.conv.bias.copy_(self.conv.bias[:width].repeat_interleave(4, dim=0))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.act(self.shuffle(self.conv(x)))
@@ -61,7 +74,7 @@ class Upsample2x(nn.Module):
 class SRResNet(nn.Module):
     """The SRGAN generator: (B,3,h,w) in [-1, 1] -> (B,3,scale*h,scale*w) in [-1, 1]."""
 
-    def __init__(self, scale: int = 4, width: int = 64, num_blocks: int = 5) -> None:
+    def __init__(self, scale: int = 4, width: int = 64, num_blocks: int = 5, icnr: bool = False) -> None:
         super().__init__()
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {scale}")
@@ -69,7 +82,7 @@ class SRResNet(nn.Module):
         self.head = nn.Sequential(nn.Conv2d(3, width, 9, padding=4), nn.PReLU())
         self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(num_blocks)])
         self.post = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width))
-        self.upsample = nn.Sequential(*[Upsample2x(width) for _ in range(int(math.log2(scale)))])
+        self.upsample = nn.Sequential(*[Upsample2x(width, icnr) for _ in range(int(math.log2(scale)))])
         self.tail = nn.Conv2d(width, 3, 9, padding=4)
 
     def forward(self, lr: Tensor) -> Tensor:
