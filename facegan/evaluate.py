@@ -35,6 +35,9 @@ JUDGE_COLUMNS = (
     ("judge_cos", "judge cos", "{:.4f}"),
     ("judge_verified", "judge verified", "{:.1%}"),
 )
+#: How the paired table's cells read.
+PAIRED_CAPTION = ("Mean of the per-image differences [95% bootstrap CI over images]; an interval that "
+                  "excludes 0 is a difference beyond noise (two-sided sign-flip p in the JSON's \"paired\").")
 #: The identity column every task's table ends with.
 IDENTITY_COLUMN = ("id_cos", "identity cos", "{:.4f}")
 
@@ -206,6 +209,7 @@ def evaluate(
     per_image = {name: {k: np.concatenate(v) for k, v in values.items()} for name, values in rows.items()}
     values = per_image.pop("model")
     estimates = {name: _estimates(v) for name, v in [("model", values), *per_image.items()]}
+    paired = {r.key: _paired(values, per_image[r.key]) for r in refs}
 
     target_dir = out_path if out_path is not None else eval_dir_for(ckpt_path, ckpt.get("bundled"))
     stem = f"{split_name}_{settings.label}"
@@ -237,6 +241,10 @@ def evaluate(
         }
         for r in refs:  # each reference's means also under its own key (e.g. "bicubic")
             summary[r.key] = summary["references"][r.key]["metrics"]
+        summary["paired"] = {
+            r.key: {k: {"diff": d.diff, "lo": d.lo, "hi": d.hi, "p": d.p} for k, d in paired[r.key].items()}
+            for r in refs
+        }
     _write_json(summary, target_dir / f"{stem}.json", json_path)
 
     if console is not None:
@@ -247,10 +255,14 @@ def evaluate(
                f"(Student t); identity by {id_name}. Conventions: `facegan eval --help`.")
         if judge_net is not None:
             cap += f" Judge: {judge_net.name} (never used in training)."
-        from facegan.report import metrics_table
+        from facegan.report import metrics_table, paired_table
 
         console.print(metrics_table(f"facegan eval ({task.label})", table_rows, columns, caption=cap),
                       width=max(console.width, 132))
+        if refs:
+            console.print(paired_table("model − reference, paired over the same images",
+                                       [(f"model − {r.key}", paired[r.key]) for r in refs], columns,
+                                       caption=PAIRED_CAPTION), width=max(console.width, 132))
         console.print(f"per-image CSV: {csv_path}\ngrid: {target_dir / (stem + '.png')}")
     return Evaluation(summary, list(faces.files[:n]), list(faces.identities[:n]), values, per_image)
 
@@ -259,6 +271,13 @@ def _estimates(values: dict[str, np.ndarray]) -> dict:
     from facegan.stats import mean_ci
 
     return {k: mean_ci(v) for k, v in values.items()}
+
+
+def _paired(model: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict:
+    """Per metric, the paired difference model − reference over the same images."""
+    from facegan.stats import paired_difference
+
+    return {k: paired_difference(v, reference[k]) for k, v in model.items() if k in reference}
 
 
 def _write_csv(path: Path, files: list[str], identities: list[str], values: dict[str, np.ndarray]) -> None:

@@ -168,3 +168,29 @@ def metrics_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequenc
     for label, values in rows:
         table.add_row(label, *[cell(values.get(k), fmt) for k, _, fmt in columns])
     return table
+
+
+def paired_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str = ""):
+    """A rich Table of paired differences: one row per (label, {metric: PairedDifference});
+    each cell is the signed mean difference and its interval, ``+1.14 [+1.10, +1.17]``, in the
+    column's format (``-`` when the row has no such metric)."""
+    import math
+
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, caption_justify="left")
+    table.add_column("")
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+
+    def cell(d, fmt: str) -> str:
+        if d is None or math.isnan(d.diff):
+            return "-"
+        signed = fmt.replace("{:", "{:+")
+        if math.isnan(d.lo):
+            return signed.format(d.diff)
+        return f"{signed.format(d.diff)} [{signed.format(d.lo)}, {signed.format(d.hi)}]"
+
+    for label, values in rows:
+        table.add_row(label, *[cell(values.get(k), fmt) for k, _, fmt in columns])
+    return table

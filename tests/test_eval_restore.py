@@ -57,6 +57,24 @@ def test_eval_is_deterministic_and_matches_an_independent_computation(tiny_run, 
     assert abs(a["metrics"]["psnr"] - want) < 1e-9
 
 
+def test_eval_pairs_the_model_with_each_reference(tiny_run, tmp_path):
+    ev = evaluate(tiny_run, mask="eyes", device="cpu", out_dir=tmp_path)
+    paired = ev.summary["paired"]
+    assert set(paired) == set(ev.summary["references"]) == {"grey", "biharmonic"}
+    for ref, cols in paired.items():
+        assert set(cols) == set(ev.per_image)
+        for key, d in cols.items():
+            diffs = ev.per_image[key] - ev.references[ref][key]
+            assert abs(d["diff"] - diffs.mean()) < 1e-9, (ref, key)
+            assert d["lo"] <= d["diff"] <= d["hi"] and 0 < d["p"] <= 1
+        # the paired mean is the difference of the two rows' means
+        assert abs(cols["psnr"]["diff"] - (ev.summary["metrics"]["psnr"] - ev.summary[ref]["psnr"])) < 1e-9
+    res = runner.invoke(app, ["eval", str(tiny_run), "--mask", "eyes", "--device", "cpu", "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    paired_part = res.output.split("paired over the same images", 1)[1]
+    assert "biharmonic" in paired_part and "grey" in paired_part and "bootstrap CI" in paired_part
+
+
 def test_eval_bad_input(tiny_run, tmp_path):
     res = runner.invoke(app, ["eval", str(tmp_path)])
     assert res.exit_code == 2 and "no checkpoints/last.pt" in res.output

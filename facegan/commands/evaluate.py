@@ -18,7 +18,9 @@ METRICS_HELP = (
     "face by the checkpoint's scale (antialiased bicubic, 8-bit), crops `scale` pixels per border, and adds "
     "PSNR-Y/SSIM-Y on Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255 (MATLAB rgb2ycbcr); plain bicubic "
     "upscaling is scored beside it. Inpainting is also scored against the hole left grey and scikit-image's "
-    "biharmonic fill. Every row: mean ± 95% Student-t confidence interval over images. "
+    "biharmonic fill. Every row: mean ± 95% Student-t confidence interval over images. A second table "
+    "pairs the model with each reference on the same images: mean per-image difference, 95% bootstrap CI "
+    "(sign-flip p in the JSON's \"paired\"). "
     "Identity: cosine of L2-normalised embeddings of output and ground truth."
 )
 
