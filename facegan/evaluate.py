@@ -257,12 +257,11 @@ def evaluate(
             cap += f" Judge: {judge_net.name} (never used in training)."
         from facegan.report import metrics_table, paired_table
 
-        console.print(metrics_table(f"facegan eval ({task.label})", table_rows, columns, caption=cap),
-                      width=max(console.width, 132))
+        console.print(metrics_table(f"facegan eval ({task.label})", table_rows, columns, caption=cap))
         if refs:
             console.print(paired_table("model − reference, paired over the same images",
                                        [(f"model − {r.key}", paired[r.key]) for r in refs], columns,
-                                       caption=PAIRED_CAPTION), width=max(console.width, 132))
+                                       caption=PAIRED_CAPTION))
         console.print(f"per-image CSV: {csv_path}\ngrid: {target_dir / (stem + '.png')}")
     return Evaluation(summary, list(faces.files[:n]), list(faces.identities[:n]), values, per_image)
 

@@ -55,3 +55,20 @@ def test_prepare_train_via_cli(tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["train", str(run)])
     assert res.exit_code == 2 and "--resume" in res.output
+
+
+def test_console_is_wide_when_output_is_not_a_terminal(monkeypatch):
+    from facegan.commands.common import PIPE_WIDTH, console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert not console().is_terminal  # pytest captures stdout: a pipe, as in a log or `| tee`
+    assert console().width == PIPE_WIDTH  # rich alone would give 80 and cut digits from the tables
+    monkeypatch.setenv("COLUMNS", "100")
+    assert console().width == 100  # an explicit width wins
+
+
+def test_eval_table_keeps_every_digit_in_a_log(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    res = runner.invoke(app, ["eval", str(tiny_run), "--mask", "eyes", "--device", "cpu", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.output  # no cell or header cut short at 80 columns

@@ -109,7 +109,7 @@ def bench_train(
         raise FaceganError("--compare takes KEY=VALUE[,KEY=VALUE...]")
     console = _console()
     results, info = run(recipe, overrides, variants, steps=steps, warmup=warmup, console=console)
-    console.print(results_table(results, info), width=max(console.width, 160))
+    console.print(results_table(results, info))
     if json_out is not None:
         from facegan.report import atomic_write_bytes
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import typer
 
 
+#: Columns of the console when output goes to a file or a pipe (a log, ``| tee``) and COLUMNS is
+#: unset: rich's default of 80 would cut digits out of the wide metric tables.
+PIPE_WIDTH = 160
+
+
 def console(stderr: bool = False):
+    """The rich console of a command; as wide as the terminal, or PIPE_WIDTH when not a terminal."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    out = Console(stderr=stderr, highlight=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
+    return out
 
 
 def user_errors(fn):
