@@ -21,7 +21,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -241,10 +241,7 @@ def evaluate(
         }
         for r in refs:  # each reference's means also under its own key (e.g. "bicubic")
             summary[r.key] = summary["references"][r.key]["metrics"]
-        summary["paired"] = {
-            r.key: {k: {"diff": d.diff, "lo": d.lo, "hi": d.hi, "p": d.p} for k, d in paired[r.key].items()}
-            for r in refs
-        }
+        summary["paired"] = {r.key: {k: asdict(d) for k, d in paired[r.key].items()} for r in refs}
     _write_json(summary, target_dir / f"{stem}.json", json_path)
 
     if console is not None:

@@ -153,21 +153,10 @@ def metrics_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequenc
     """
     import math
 
-    from rich.table import Table
-
-    table = Table(title=title, caption=caption, caption_justify="left")
-    table.add_column("")
-    for _, header, _ in columns:
-        table.add_column(header, justify="right")
-
     def cell(est, fmt: str) -> str:
-        if est is None:
-            return "-"
         return fmt.format(est.mean) + ("" if math.isnan(est.half) else f" ± {fmt.format(est.half)}")
 
-    for label, values in rows:
-        table.add_row(label, *[cell(values.get(k), fmt) for k, _, fmt in columns])
-    return table
+    return _table(title, rows, columns, caption, cell)
 
 
 def paired_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str = ""):
@@ -176,21 +165,26 @@ def paired_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence
     column's format (``-`` when the row has no such metric)."""
     import math
 
+    def cell(d, fmt: str) -> str:
+        signed = fmt.replace("{:", "{:+")
+        if math.isnan(d.diff):
+            return "-"
+        if math.isnan(d.lo):
+            return signed.format(d.diff)
+        return f"{signed.format(d.diff)} [{signed.format(d.lo)}, {signed.format(d.hi)}]"
+
+    return _table(title, rows, columns, caption, cell)
+
+
+def _table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str, cell):
+    """The rich Table both tables share: a label column, then one right-aligned column per
+    (key, header, format); ``cell(value, format)`` renders a present value, ``-`` a missing one."""
     from rich.table import Table
 
     table = Table(title=title, caption=caption, caption_justify="left")
     table.add_column("")
     for _, header, _ in columns:
         table.add_column(header, justify="right")
-
-    def cell(d, fmt: str) -> str:
-        if d is None or math.isnan(d.diff):
-            return "-"
-        signed = fmt.replace("{:", "{:+")
-        if math.isnan(d.lo):
-            return signed.format(d.diff)
-        return f"{signed.format(d.diff)} [{signed.format(d.lo)}, {signed.format(d.hi)}]"
-
     for label, values in rows:
-        table.add_row(label, *[cell(values.get(k), fmt) for k, _, fmt in columns])
+        table.add_row(label, *["-" if values.get(k) is None else cell(values[k], fmt) for k, _, fmt in columns])
     return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
@@ -61,7 +62,8 @@ def test_console_is_wide_when_output_is_not_a_terminal(monkeypatch):
     from facegan.commands.common import PIPE_WIDTH, console
 
     monkeypatch.delenv("COLUMNS", raising=False)
-    assert not console().is_terminal  # pytest captures stdout: a pipe, as in a log or `| tee`
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a file, as in a log or `| tee` (also under pytest -s)
+    assert not console().is_terminal
     assert console().width == PIPE_WIDTH  # rich alone would give 80 and cut digits from the tables
     monkeypatch.setenv("COLUMNS", "100")
     assert console().width == 100  # an explicit width wins

@@ -20,7 +20,7 @@ def console(stderr: bool = False):
 
     out = Console(stderr=stderr, highlight=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
-        out = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
+        out.width = PIPE_WIDTH
     return out
 
 
