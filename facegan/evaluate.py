@@ -214,7 +214,7 @@ def evaluate(
     target_dir = out_path if out_path is not None else eval_dir_for(ckpt_path, ckpt.get("bundled"))
     stem = f"{split_name}_{settings.label}"
     csv_path = target_dir / f"{stem}.csv"
-    _write_csv(csv_path, faces.files[:n], faces.identities[:n], values)
+    _write_csv(csv_path, faces.files[:n], faces.identities[:n], values, per_image)
     save_image(grid_image(first_grid), target_dir / f"{stem}.png")
 
     summary = {
@@ -276,14 +276,19 @@ def _paired(model: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> d
     return {k: paired_difference(v, reference[k]) for k, v in model.items() if k in reference}
 
 
-def _write_csv(path: Path, files: list[str], identities: list[str], values: dict[str, np.ndarray]) -> None:
+def _write_csv(path: Path, files: list[str], identities: list[str], values: dict[str, np.ndarray],
+               references: dict[str, dict[str, np.ndarray]]) -> None:
+    """One row per image: the model's metrics, then each reference's as ``<reference>_<metric>``
+    (e.g. ``bicubic_psnr_y``), so any paired comparison can be redone from the file."""
     from facegan.report import atomic_write_bytes
 
+    columns = [(k, values[k]) for k in values]
+    columns += [(f"{ref}_{k}", v) for ref, ref_values in references.items() for k, v in ref_values.items()]
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["index", "file", "identity", *values.keys()])
+    writer.writerow(["index", "file", "identity", *(name for name, _ in columns)])
     for i, (file, identity) in enumerate(zip(files, identities)):
-        writer.writerow([i, file, identity, *(repr(float(values[k][i])) for k in values)])
+        writer.writerow([i, file, identity, *(repr(float(v[i])) for _, v in columns)])
     atomic_write_bytes(path, buf.getvalue().encode())
 
 

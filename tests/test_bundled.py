@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,26 @@ def test_write_and_load_a_bundle_round_trip(tiny_run, tmp_path):
     assert back["recipe"] == ckpt["recipe"] and model.card["dtype"] == "float16"
     assert bundled.default_model("inpaint", folder=tmp_path).name == "tiny-64"
     assert bundled.default_model("sr", folder=tmp_path) is None
+
+
+def test_a_scored_card_keeps_the_paired_differences_and_the_table_shows_them(tmp_path):
+    import importlib.util
+
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(bundled.MODELS_DIR / f"sr8-128{suffix}", tmp_path / f"sr8-128{suffix}")
+    model = bundled.find_model("sr8-128", tmp_path)
+    metrics = {"psnr_y": 23.73, "ssim_y": 0.6543, "psnr": 22.17, "judge_cos": 0.8975, "judge_verified": 0.196}
+    ci = {k: 0.01 for k in metrics}
+    paired = {"bicubic": {"psnr_y": {"diff": 1.135, "lo": 1.101, "hi": 1.172, "p": 0.0001, "n": 1125},
+                          "judge_verified": {"diff": 0.044, "lo": 0.020, "hi": 0.070, "p": 0.0003, "n": 1125}}}
+    summary = {"metrics": metrics, "ci95": ci, "n_images": 1125, "paired": paired, "per_image_csv": "x.csv",
+               "references": {"bicubic": {"name": "bicubic", "metrics": metrics, "ci95": ci}}}
+    bundled.set_eval(model, "x8", summary)
+    card = bundled.find_model("sr8-128", tmp_path).card
+    assert card["eval"]["x8"]["paired"] == paired and "per_image_csv" not in card["eval"]["x8"]
+
+    spec = importlib.util.spec_from_file_location("bundle_model", Path(__file__).resolve().parents[1] / "scripts" / "bundle_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    row = next(line for line in script.markdown_scores(card).splitlines() if "paired |" in line)
+    assert row.startswith("| x8 | sr8-128 − bicubic, paired | +1.14 [+1.10, +1.17] | – | – | – | +4.4 pt [+2.0, +7.0] |")

@@ -69,6 +69,13 @@ def test_eval_pairs_the_model_with_each_reference(tiny_run, tmp_path):
             assert d["lo"] <= d["diff"] <= d["hi"] and 0 < d["p"] <= 1
         # the paired mean is the difference of the two rows' means
         assert abs(cols["psnr"]["diff"] - (ev.summary["metrics"]["psnr"] - ev.summary[ref]["psnr"])) < 1e-9
+    # the per-image CSV carries every reference's values too, so the pairing can be redone from it
+    with open(ev.summary["per_image_csv"]) as f:
+        rows = list(csv.DictReader(f))
+    for ref in paired:
+        for key in ev.per_image:
+            column = np.array([float(r[f"{ref}_{key}"]) for r in rows])
+            np.testing.assert_allclose(column, ev.references[ref][key], rtol=0, atol=1e-12)
     res = runner.invoke(app, ["eval", str(tiny_run), "--mask", "eyes", "--device", "cpu", "--out", str(tmp_path / "cli")])
     assert res.exit_code == 0, res.output
     paired_part = res.output.split("paired over the same images", 1)[1]

@@ -20,7 +20,8 @@ METRICS_HELP = (
     "upscaling is scored beside it. Inpainting is also scored against the hole left grey and scikit-image's "
     "biharmonic fill. Every row: mean ± 95% Student-t confidence interval over images. A second table "
     "pairs the model with each reference on the same images: mean per-image difference, 95% bootstrap CI "
-    "(sign-flip p in the JSON's \"paired\"). "
+    "(sign-flip p in the JSON's \"paired\"); the per-image CSV holds every row's values "
+    "(a reference's as <reference>_<metric>, e.g. bicubic_psnr_y). "
     "Identity: cosine of L2-normalised embeddings of output and ground truth."
 )
 
