@@ -161,19 +161,24 @@ def metrics_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequenc
 
 def paired_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str = ""):
     """A rich Table of paired differences: one row per (label, {metric: PairedDifference});
-    each cell is the signed mean difference and its interval, ``+1.14 [+1.10, +1.17]``, in the
-    column's format (``-`` when the row has no such metric)."""
+    each cell is :func:`paired_text` of its difference (``-`` when the row has no such metric)."""
+    return _table(title, rows, columns, caption, lambda d, fmt: paired_text(d.diff, d.lo, d.hi, fmt))
+
+
+def paired_text(diff: float, lo: float, hi: float, fmt: str) -> str:
+    """A paired difference and its interval in a metric's format, ``+1.14 [+1.10, +1.17]``; a
+    rate (a ``%`` format) in percentage points, ``+4.4 pp [+2.0, +7.0]``; ``-`` when undefined."""
     import math
 
-    def cell(d, fmt: str) -> str:
-        signed = fmt.replace("{:", "{:+")
-        if math.isnan(d.diff):
-            return "-"
-        if math.isnan(d.lo):
-            return signed.format(d.diff)
-        return f"{signed.format(d.diff)} [{signed.format(d.lo)}, {signed.format(d.hi)}]"
-
-    return _table(title, rows, columns, caption, cell)
+    if fmt.endswith("%}"):
+        scale, signed, unit = 100.0, "{:+." + fmt[fmt.index(".") + 1:fmt.index("%")] + "f}", " pp"
+    else:
+        scale, signed, unit = 1.0, fmt.replace("{:", "{:+"), ""
+    if math.isnan(diff):
+        return "-"
+    if math.isnan(lo):
+        return signed.format(diff * scale) + unit
+    return f"{signed.format(diff * scale)}{unit} [{signed.format(lo * scale)}, {signed.format(hi * scale)}]"
 
 
 def _table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str, cell):

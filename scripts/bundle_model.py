@@ -18,6 +18,7 @@ from pathlib import Path
 from facegan.bundled import MODELS_DIR, find_model, set_eval, write_bundle
 from facegan.engines.checkpoint import load_checkpoint
 from facegan.evaluate import evaluate
+from facegan.report import paired_text
 
 
 def main() -> None:
@@ -125,21 +126,14 @@ def markdown_scores(card: dict) -> str:
                 cells.append(f"{cell} ± {ci[k]:.2f}" if with_ci else cell)
             lines.append(f"| {key} | {label} | " + " | ".join(cells) + " |")
         for ref, diffs in ev.get("paired", {}).items():
-            cells = [paired_cell(diffs[k], fmt) if k in diffs else "–" for k, _, fmt, _ in cols]
+            cells = [paired_text(diffs[k]["diff"], diffs[k]["lo"], diffs[k]["hi"], fmt) if k in diffs else "–"
+                     for k, _, fmt, _ in cols]
             lines.append(f"| {key} | {card['name']} − {ref}, paired | " + " | ".join(cells) + " |")
     n = {ev.get("n_images") for ev in card.get("eval", {}).values()}
     paired = any(ev.get("paired") for ev in card.get("eval", {}).values())
     lines += ["", f"Images per setting: {', '.join(str(x) for x in sorted(n, key=str))}; mean ± 95% CI (Student t)"
               + ("; a paired row is the mean per-image difference [95% bootstrap CI]." if paired else ".")]
     return "\n".join(lines) + "\n"
-
-
-def paired_cell(diff: dict, fmt: str) -> str:
-    """A paired difference (eval's JSON ``paired`` entry) as 'mean [lo, hi]'; a rate in percentage points."""
-    if fmt.endswith("%}"):
-        return f"{diff['diff'] * 100:+.1f} pt [{diff['lo'] * 100:+.1f}, {diff['hi'] * 100:+.1f}]"
-    signed = fmt.replace("{:", "{:+")
-    return f"{signed.format(diff['diff'])} [{signed.format(diff['lo'])}, {signed.format(diff['hi'])}]"
 
 
 def set_card_field(model, key: str, value) -> None:

@@ -150,4 +150,4 @@ def test_a_scored_card_keeps_the_paired_differences_and_the_table_shows_them(tmp
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     row = next(line for line in script.markdown_scores(card).splitlines() if "paired |" in line)
-    assert row.startswith("| x8 | sr8-128 − bicubic, paired | +1.14 [+1.10, +1.17] | – | – | – | +4.4 pt [+2.0, +7.0] |")
+    assert row.startswith("| x8 | sr8-128 − bicubic, paired | +1.14 [+1.10, +1.17] | – | – | – | +4.4 pp [+2.0, +7.0] |")

@@ -114,3 +114,14 @@ def test_combine_seeds_and_spread():
     assert math.isnan(seed_spread(per_seed[:1]).half)  # one seed says nothing about seeds
     with pytest.raises(ValueError):
         paired_difference([1.0, 2.0], [1.0])
+
+
+def test_paired_text_formats_a_difference_in_its_metric_format():
+    from facegan.report import paired_text
+
+    assert paired_text(1.1354, 1.1012, 1.1721, "{:.2f}") == "+1.14 [+1.10, +1.17]"
+    assert paired_text(-0.00331, -0.0040, -0.0026, "{:.4f}") == "-0.0033 [-0.0040, -0.0026]"
+    # a rate's difference in percentage points, not as a percentage of a percentage
+    assert paired_text(0.0444, 0.0196, 0.0702, "{:.1%}") == "+4.4 pp [+2.0, +7.0]"
+    assert paired_text(0.5, math.nan, math.nan, "{:.2f}") == "+0.50"
+    assert paired_text(math.nan, math.nan, math.nan, "{:.1%}") == "-"
