@@ -62,13 +62,13 @@ def main() -> None:
     model = find_model(args.name)
     if model is None:
         raise SystemExit(f"no bundled model {args.name}")
-    from rich.console import Console
+    from facegan.commands.common import console
 
     settings = [{"mask": m} for m in args.mask] or [{}]
     for options in settings:
         result = evaluate(model.name, data=args.data, device="cpu", max_images=args.max_images,
                           out_dir=Path(args.out) / model.name, judge="dlib" if args.judge else None,
-                          console=Console(), **options)
+                          console=console(), **options)
         key = options.get("mask") or f"x{model.scale}"
         set_eval(model, key, result.summary)
         model = find_model(args.name)  # the card changed
