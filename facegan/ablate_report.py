@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from facegan.ablate import JUDGE_KEYS, MetricInfo, StudyResult
-from facegan.report import atomic_write_bytes
+from facegan.report import atomic_write_bytes, paired_text
 from facegan.stats import Estimate, PairedDifference
 
 NA = "n/a"
@@ -53,9 +53,8 @@ def fmt_diff(d: PairedDifference | None, m: MetricInfo, sep: str = " ") -> str:
     three parts (the table puts them on three lines)."""
     if d is None or not math.isfinite(d.diff):
         return NA
-    scale, unit = (100.0, " pp") if m.percent else (1.0, "")
-    f = f"+.{m.decimals}f"
-    return f"{d.diff * scale:{f}}{unit}{sep}[{d.lo * scale:{f}}, {d.hi * scale:{f}}]{sep}{fmt_p(d.p)}"
+    fmt = f"{{:.{m.decimals}{'%' if m.percent else 'f'}}}"
+    return f"{paired_text(d.diff, d.lo, d.hi, fmt, sep)}{sep}{fmt_p(d.p)}"
 
 
 def _cell(result: StudyResult, variant, m: MetricInfo, what: str, sep: str = " ") -> str:

@@ -282,7 +282,7 @@ def _write_csv(path: Path, files: list[str], identities: list[str], values: dict
     (e.g. ``bicubic_psnr_y``), so any paired comparison can be redone from the file."""
     from facegan.report import atomic_write_bytes
 
-    columns = [(k, values[k]) for k in values]
+    columns = list(values.items())
     columns += [(f"{ref}_{k}", v) for ref, ref_values in references.items() for k, v in ref_values.items()]
     buf = io.StringIO()
     writer = csv.writer(buf)

@@ -165,20 +165,22 @@ def paired_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence
     return _table(title, rows, columns, caption, lambda d, fmt: paired_text(d.diff, d.lo, d.hi, fmt))
 
 
-def paired_text(diff: float, lo: float, hi: float, fmt: str) -> str:
+def paired_text(diff: float, lo: float, hi: float, fmt: str, sep: str = " ") -> str:
     """A paired difference and its interval in a metric's format, ``+1.14 [+1.10, +1.17]``; a
-    rate (a ``%`` format) in percentage points, ``+4.4 pp [+2.0, +7.0]``; ``-`` when undefined."""
+    rate (a ``%`` format) in percentage points, ``+4.4 pp [+2.0, +7.0]``; ``-`` when undefined.
+    ``sep`` separates the difference from its interval."""
     import math
 
-    if fmt.endswith("%}"):
-        scale, signed, unit = 100.0, "{:+." + fmt[fmt.index(".") + 1:fmt.index("%")] + "f}", " pp"
-    else:
-        scale, signed, unit = 1.0, fmt.replace("{:", "{:+"), ""
+    signed, unit = fmt.replace("{:", "{:+"), (" pp" if fmt.endswith("%}") else "")
+
+    def num(x: float) -> str:  # Python's % format already multiplies by 100
+        return signed.format(x).removesuffix("%")
+
     if math.isnan(diff):
         return "-"
     if math.isnan(lo):
-        return signed.format(diff * scale) + unit
-    return f"{signed.format(diff * scale)}{unit} [{signed.format(lo * scale)}, {signed.format(hi * scale)}]"
+        return num(diff) + unit
+    return f"{num(diff)}{unit}{sep}[{num(lo)}, {num(hi)}]"
 
 
 def _table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str, cell):

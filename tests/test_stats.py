@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from facegan.stats import (
+    PairedDifference,
     combine_seeds,
     mean_ci,
     paired_difference,
@@ -125,3 +126,13 @@ def test_paired_text_formats_a_difference_in_its_metric_format():
     assert paired_text(0.0444, 0.0196, 0.0702, "{:.1%}") == "+4.4 pp [+2.0, +7.0]"
     assert paired_text(0.5, math.nan, math.nan, "{:.2f}") == "+0.50"
     assert paired_text(math.nan, math.nan, math.nan, "{:.1%}") == "-"
+
+
+def test_ablate_formats_a_difference_as_eval_does():
+    from facegan.ablate import MetricInfo
+    from facegan.ablate_report import fmt_diff
+
+    rate = PairedDifference(diff=0.0444, lo=0.0196, hi=0.0702, p=0.0004, n=1125)
+    assert fmt_diff(rate, MetricInfo("judge_verified", "verified", 1, percent=True), "\n") == "+4.4 pp\n[+2.0, +7.0]\np<0.001"
+    psnr = PairedDifference(diff=0.391, lo=0.12, hi=0.664, p=0.004, n=1125)
+    assert fmt_diff(psnr, MetricInfo("psnr", "PSNR (dB)", 2)) == "+0.39 [+0.12, +0.66] p=0.004"
