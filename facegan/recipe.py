@@ -66,7 +66,7 @@ class LossConfig(Section):
     """The ``loss`` keys every task shares (adversarial and identity terms live in the shared loop)."""
 
     adversarial: float = Field(0.1, ge=0)
-    """Weight of the non-saturating adversarial loss (BCE on discriminator logits)."""
+    """Weight of the non-saturating adversarial loss (BCE on discriminator logits); 0 turns it off: the discriminator is never run or stepped (a plain regression model, faster per step)."""
     identity: float = Field(0.1, ge=0)
     """Weight of the identity loss 1 - cos(embed(output), embed(ground truth)); 0 turns it off."""
     identity_net: IdentityNetName = "mobilefacenet"
@@ -104,6 +104,8 @@ class TrainConfig(Section):
     """torch.compile the generator, discriminator and identity network (pays on CUDA; measure with `facegan bench train --compare train.compile=true`). Checkpoints and --resume are unaffected."""
     channels_last: bool = False
     """Channels-last memory format for models and batches (measure with `facegan bench train --compare train.channels_last=true`)."""
+    init_from: str | None = None
+    """Start from another run's weights instead of random ones: a run folder, a checkpoint file or a bundled model's name, of the same task and model section. Its generator (EMA weights when it has them; they also start this run's EMA) and its discriminator (when it has one) are loaded; the optimisers, the learning-rate schedule and the step count start afresh (fine-tuning). Only read at step 0: --resume continues from the run's own checkpoint."""
     ema: float = Field(0.999, ge=0, lt=1)
     """Decay of the generator's exponential moving average (used by eval and restore); 0 turns it off."""
     device: str = "auto"

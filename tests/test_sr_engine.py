@@ -99,6 +99,22 @@ def test_warmup_only_never_trains_the_discriminator(sample_data, tmp_path):
     assert all(r.get("warmup") and "d" not in r for r in _records(run))
 
 
+def test_no_adversarial_term_never_runs_the_discriminator(sample_data, tmp_path):
+    # loss.adversarial = 0 after the warm-up: a plain regression run, D never stepped (nor logged)
+    run = tmp_path / "plain"
+    out = io.StringIO()
+    train(sr_recipe(sample_data, "train.steps=8", "loss.adversarial=0", "model.scale=2"), run,
+          console=Console(file=out, width=400))
+    ckpt = load_checkpoint(run)
+    assert ckpt["opt_d"]["state"] == {} and ckpt["opt_g"]["state"]
+    records = _records(run)
+    assert [r["step"] for r in records] == list(range(1, 9))
+    assert all("d" not in r and "g_adv" not in r and "d_real" not in r for r in records)
+    assert [bool(r.get("warmup")) for r in records] == [True] * 4 + [False] * 4  # not labelled warm-up
+    assert all(r["g"] == pytest.approx(r["g_rec"] + 2e-8 * r["g_tv"], rel=1e-4) for r in records[4:])  # no adversarial term
+    assert "no adversarial term (D off)" in " ".join(out.getvalue().split())
+
+
 def test_collapsed_discriminator_is_reported(sample_data, tmp_path, monkeypatch):
     # A discriminator that cannot learn (lr_d ~ 0) gives D(x) = D(G(z)): the source's failure.
     monkeypatch.setattr(runlog, "COLLAPSE_GRACE", 2)

@@ -109,3 +109,31 @@ def test_identity_blur_reaches_the_loss_and_its_cached_targets(sample_data, tmp_
     ids = [r["g_id"] for r in _records(cached)]
     assert ids == [r["g_id"] for r in _records(direct)]
     assert ids != [r["g_id"] for r in _records(sharp)]
+
+
+def test_init_from_starts_from_another_runs_weights(tiny_run, sample_data, tmp_path):
+    src = load_checkpoint(tiny_run)
+    run = tmp_path / "finetune"
+    # a learning rate too small to move fp32 weights: after one step they are still the source's
+    train(tiny_recipe(sample_data, f"train.init_from={tiny_run}", "train.steps=1", "train.lr_g=1e-30",
+                      "train.lr_d=1e-30", "train.checkpoint_every=100"), run)
+    ckpt = load_checkpoint(run)
+    assert ckpt["step"] == 1 and ckpt["recipe"]["train"]["init_from"] == str(tiny_run)
+    for key, weights in (("generator", src["ema"]), ("ema", src["ema"]), ("discriminator", src["discriminator"])):
+        params = [k for k in weights if "running_" not in k and "num_batches" not in k]  # BatchNorm statistics move
+        assert params and [k for k in params if not torch.allclose(ckpt[key][k], weights[k])] == [], key
+    fresh = tmp_path / "fresh"
+    train(tiny_recipe(sample_data, "train.steps=1", "train.lr_g=1e-30", "train.lr_d=1e-30",
+                      "train.checkpoint_every=100"), fresh)
+    first = next(iter(src["ema"]))
+    assert not torch.allclose(load_checkpoint(fresh)["ema"][first], src["ema"][first])  # the check can fail
+
+
+def test_init_from_refuses_another_model_or_task(tiny_run, sample_data, tmp_path):
+    with pytest.raises(FaceganError, match=r"model differs from this recipe's in model.width \(8 there, 16 here\)"):
+        train(tiny_recipe(sample_data, f"train.init_from={tiny_run}", "model.width=16"), tmp_path / "a")
+    with pytest.raises(FaceganError, match="not found"):
+        train(tiny_recipe(sample_data, f"train.init_from={tmp_path / 'nowhere'}"), tmp_path / "b")
+    with pytest.raises(FaceganError, match="not 'inpaint'"):
+        train(tiny_recipe(sample_data, "train.init_from=sr4-128"), tmp_path / "c")
+    assert not (tmp_path / "a" / "checkpoints").exists()

@@ -68,16 +68,22 @@ class Trainer:
         self.dist = setup_distributed()
         self.device = pick_device(recipe.train.device, self.dist.local_rank)
         self.amp = bool(recipe.train.amp and self.device.type == "cuda")
+        #: loss.adversarial = 0: a plain regression run; the discriminator is built (checkpoints
+        #: keep their shape) but never run or stepped.
+        self.adversarial = recipe.loss.adversarial > 0
         self._check_run_folder(resume)
         self._build_data()
         self._build_models()
+        if recipe.train.init_from and not resume:
+            self._init_from(recipe.train.init_from)
         self._build_optimizers()
         self.step = 0
         self.phase = _no_phase  # bench: replaced by a timer of each phase of a step
         if resume:
             self._resume(self.out / "checkpoints" / "last.pt")
         self._wrap_distributed()
-        self.log = RunLog(self.out / "log.jsonl", self.terms, recipe.train.warmup_steps, self.task.progress_terms)
+        self.log = RunLog(self.out / "log.jsonl", self.terms, recipe.train.warmup_steps, self.task.progress_terms,
+                          adversarial=self.adversarial)
         self.sample_settings = self.task.eval_settings(size=self.dataset.size)
 
     # ---- build ------------------------------------------------------------------------------
@@ -131,6 +137,33 @@ class Trainer:
                     m.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+
+    def _init_from(self, source: str) -> None:
+        """train.init_from: the generator (EMA weights when present; they also seed this run's
+        EMA) and discriminator of another run or a bundled model, of the same model section."""
+        from facegan.engines.checkpoint import load_checkpoint
+        from facegan.engines.run_state import flat_keys
+        from facegan.recipe import validate_recipe
+
+        where = f"train.init_from={source}"
+        ckpt = load_checkpoint(source, task=self.task.name)
+        stored = validate_recipe(ckpt.get("recipe"), source=f"{where} (its stored recipe)")
+        a, b = flat_keys(stored.model.model_dump(mode="json")), flat_keys(self.recipe.model.model_dump(mode="json"))
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if diff:
+            raise FaceganError(f"{where}: its model differs from this recipe's in "
+                               + ", ".join(f"model.{k} ({a.get(k)} there, {b.get(k)} here)" for k in diff))
+        if ckpt.get("size") != self.recipe.data.size:
+            raise FaceganError(f"{where}: it was trained on {ckpt.get('size')} px faces, this recipe on {self.recipe.data.size} px")
+        state = ckpt.get("ema") or ckpt.get("generator")
+        try:
+            self.G.load_state_dict(state)
+            if self.ema is not None:
+                self.ema.model.load_state_dict(state)
+            if ckpt.get("discriminator") is not None:
+                self.D.load_state_dict(ckpt["discriminator"])
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise FaceganError(f"{where}: its weights do not fit this recipe's model ({str(err).splitlines()[0]})") from None
 
     def _embed_targets(self) -> None:
         """Embed every training face (and its mirror image) once, when the run sees each at
@@ -210,11 +243,17 @@ class Trainer:
         """Whether ``step`` (default: the current one) is a generator-only warm-up step."""
         return (self.step if step is None else step) < self.recipe.train.warmup_steps
 
+    def adversarial_step(self, step: int | None = None) -> bool:
+        """Whether ``step`` (default: the current one) trains D and adds the adversarial term:
+        past the warm-up, and only when loss.adversarial is above 0."""
+        return self.adversarial and not self.warming_up(step)
+
     def train_step(self) -> torch.Tensor:
-        """One D step and one G step (G only during warm-up); returns the step's loss record
-        (on the device, in ``self.log.keys`` order; NaN where a warm-up step has no value)."""
+        """One D step and one G step (G only during warm-up, or with loss.adversarial 0); returns
+        the step's loss record (on the device, in ``self.log.keys`` order; NaN where a
+        generator-only step has no value)."""
         w = self.recipe.loss
-        warm = self.warming_up()
+        adv = self.adversarial_step()
         phase = self.phase
         autocast = torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp)
         zero = torch.zeros((), device=self.device)
@@ -230,7 +269,7 @@ class Trainer:
             raw, result = self.task.run(self.G_train, batch)
 
         loss_d = d_real = d_fake = nan
-        if not warm:
+        if adv:
             with phase("d_step"):
                 self.D.requires_grad_(True)
                 with autocast:
@@ -259,13 +298,13 @@ class Trainer:
             self.D.requires_grad_(False)  # no gradient spent on D's weights in the G step
             loss_adv = nan
             with autocast:
-                if not warm:
+                if adv:
                     logit_g = self.D_frozen(result)  # not DDP-wrapped: no gradient sync for D in the G step
                     loss_adv = F.binary_cross_entropy_with_logits(logit_g.float(), torch.ones_like(logit_g, dtype=torch.float32))
                 terms = self.task.losses(raw, result, batch)
             weights = self.task.loss_weights()
             loss_g = sum((weights[k] * v for k, v in terms.items()), zero) + w.identity * loss_id
-            if not warm:
+            if adv:
                 loss_g = loss_g + w.adversarial * loss_adv
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -276,7 +315,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update(self.G, self.step)
             self.sched_g.step()
-            if not warm:
+            if adv:
                 self.sched_d.step()
         return torch.stack([
             loss_d.detach(), loss_g.detach(), loss_adv.detach(), loss_id.detach(), d_real, d_fake,

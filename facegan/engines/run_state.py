@@ -36,11 +36,12 @@ class EMA:
             eb.copy_(b)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
+def flat_keys(d: dict, prefix: str = "") -> dict:
+    """A nested dict as one level of dotted keys ({"a": {"b": 1}} -> {"a.b": 1})."""
     out = {}
     for k, v in d.items():
         if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flat_keys(v, f"{prefix}{k}."))
         else:
             out[prefix + k] = v
     return out
@@ -51,7 +52,7 @@ def check_resume_compatible(stored: dict, current: Recipe) -> None:
 
     # Re-validated so that keys added to the schema since the checkpoint compare as their defaults.
     stored = validate_recipe(stored, source="the checkpoint's recipe").model_dump(mode="json")
-    a, b = _flat(stored), _flat(current.model_dump(mode="json"))
+    a, b = flat_keys(stored), flat_keys(current.model_dump(mode="json"))
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
     if diff:
         raise FaceganError(

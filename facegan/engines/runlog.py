@@ -17,7 +17,8 @@ from facegan.errors import FaceganError
 
 #: Columns of the per-step loss record, in order (a task's loss terms follow as g_<name>).
 LOSS_KEYS = ["d", "g", "g_adv", "g_id", "d_real", "d_fake"]
-#: Record columns that only adversarial steps have (warm-up records leave them out).
+#: Record columns that only adversarial steps have (warm-up records, and every record of a run
+#: with loss.adversarial 0, leave them out).
 ADVERSARIAL_KEYS = ("d", "g_adv", "d_real", "d_fake")
 #: The discriminator has collapsed when mean |D(x) - D(G(z))| over a log interval is below this...
 COLLAPSE_GAP = 0.02
@@ -79,8 +80,11 @@ class CollapseWatch:
 class RunLog:
     """The records of one run: built from flushed loss values, checked, written, summarised."""
 
-    def __init__(self, path: Path, terms: list[str], warmup_steps: int, progress_terms: tuple[str, ...] = ("rec",)) -> None:
+    def __init__(self, path: Path, terms: list[str], warmup_steps: int, progress_terms: tuple[str, ...] = ("rec",),
+                 adversarial: bool = True) -> None:
         self.path = path
+        #: False when loss.adversarial is 0: no step trains D, and no record has its columns.
+        self.adversarial = adversarial
         #: The loss record's columns: LOSS_KEYS, then g_<term> for each of the task's terms.
         self.keys = LOSS_KEYS + [f"g_{t}" for t in terms]
         self.warmup_steps = warmup_steps
@@ -88,13 +92,16 @@ class RunLog:
         self.collapse = CollapseWatch(warmup_steps)
 
     def records(self, values: list[list[float]], first: int) -> list[dict]:
-        """Log records of steps ``first, first+1, ...``; warm-up records leave out the D columns."""
+        """Log records of steps ``first, first+1, ...``; generator-only records (the warm-up's,
+        or all of them with no adversarial term) leave out the D columns."""
         out = []
         for i, v in enumerate(values):
             rec = dict(kind="step", step=first + i, **dict(zip(self.keys, v)))
-            if first + i - 1 < self.warmup_steps:
+            warm = first + i - 1 < self.warmup_steps
+            if warm or not self.adversarial:
                 for k in ADVERSARIAL_KEYS:
                     rec.pop(k)
+            if warm:
                 rec["warmup"] = True
             out.append(rec)
         return out
@@ -118,7 +125,7 @@ class RunLog:
         """Check the discriminator over ``records``; (progress-line text, notes to print).
         The last record gets ``d_gap`` and ``d_collapsed`` when the test applies."""
         notes = []
-        gap = self.collapse.gap(records)
+        gap = self.collapse.gap(records) if self.adversarial else None
         if gap is not None:
             note = self.collapse.update(gap)
             if note is not None:
@@ -132,6 +139,8 @@ class RunLog:
         terms = " ".join(f"{t} {last[f'g_{t}']:.3f}" for t in self.progress_terms)
         if last.get("warmup"):
             return f"warm-up (G only) G {last['g']:.3f} {terms} id {last['g_id']:.3f}"
+        if not self.adversarial:
+            return f"G {last['g']:.3f} {terms} id {last['g_id']:.3f}"
         text = (f"D {last['d']:.3f} G {last['g']:.3f} {terms} id {last['g_id']:.3f} "
                 f"D(x) {last['d_real']:.2f} D(G(z)) {last['d_fake']:.2f}")
         return text + (" [bold red]D collapsed[/]" if self.collapse.collapsed else "")
@@ -185,9 +194,11 @@ def describe_run(trainer) -> str:
     r = trainer.recipe
     n_g = sum(p.numel() for p in trainer.G.parameters()) / 1e6
     n_d = sum(p.numel() for p in trainer.D.parameters()) / 1e6
+    disc = f"D {n_d:.2f} M" if trainer.adversarial else "no adversarial term (D off)"
     ident = f"{r.loss.identity_net} (x{r.loss.identity})" if trainer.id_net is not None else "off"
     warm = f", {r.train.warmup_steps} warm-up steps (G only)" if r.train.warmup_steps else ""
+    warm += f", started from {r.train.init_from}" if r.train.init_from else ""
     world = f" x {trainer.dist.world} processes" if trainer.dist.world > 1 else ""
-    return (f"[bold]{trainer.task.label}[/] {r.name}: G {n_g:.2f} M params, D {n_d:.2f} M, identity loss {ident}{warm}, "
+    return (f"[bold]{trainer.task.label}[/] {r.name}: G {n_g:.2f} M params, {disc}, identity loss {ident}{warm}, "
             f"{len(trainer.loader.images)} train faces, batch {r.train.batch}{world}, steps {trainer.step}->{trainer.total}, "
             f"device {trainer.device} ({trainer.loader.placement} data){', bf16' if trainer.amp else ''}")
