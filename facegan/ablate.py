@@ -262,7 +262,7 @@ def _evaluate(variant: str, seed: int, run_dir: Path, split: str, mask: str | No
     """Score one run (or reuse its exact per-image scores for the same checkpoint step and settings)."""
     from facegan.engines.checkpoint import read_checkpoint
     from facegan.evaluate import evaluate
-    from facegan.report import atomic_write_bytes
+    from facegan.atomic import atomic_write_bytes
 
     step = int(read_checkpoint(run_dir / "checkpoints" / "last.pt", mmap=True)["step"])
     key = {"step": step, "split": split, "mask": mask, "identity_net": id_net, "judge": judge, "max_images": max_images}

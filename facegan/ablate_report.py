@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 
 from facegan.ablate import JUDGE_KEYS, MetricInfo, StudyResult
-from facegan.report import atomic_write_bytes, paired_text
+from facegan.atomic import atomic_write_bytes
+from facegan.report import paired_text
 from facegan.stats import Estimate, PairedDifference
 
 NA = "n/a"

@@ -123,7 +123,7 @@ def write_bundle(ckpt: dict, name: str, folder: Path, training_data: str, licenc
     from safetensors.torch import save_file
 
     from facegan import __version__
-    from facegan.report import atomic_write_bytes
+    from facegan.atomic import atomic_write_bytes
     from facegan.weights import sha256_file
 
     state = ckpt.get("ema") or ckpt["generator"]
@@ -158,7 +158,7 @@ def write_bundle(ckpt: dict, name: str, folder: Path, training_data: str, licenc
 
 def set_eval(model: BundledModel, key: str, summary: dict) -> None:
     """Record an eval summary of the bundled weights (``facegan eval`` JSON) in the card under ``key``."""
-    from facegan.report import atomic_write_bytes
+    from facegan.atomic import atomic_write_bytes
 
     keep = ("metrics", "ci95", "references", "n_images", "split", "mask", "mask_seed", "scale", "identity_net",
             "judge", "dataset", "paired")

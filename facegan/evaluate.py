@@ -280,7 +280,7 @@ def _write_csv(path: Path, files: list[str], identities: list[str], values: dict
                references: dict[str, dict[str, np.ndarray]]) -> None:
     """One row per image: the model's metrics, then each reference's as ``<reference>_<metric>``
     (e.g. ``bicubic_psnr_y``), so any paired comparison can be redone from the file."""
-    from facegan.report import atomic_write_bytes
+    from facegan.atomic import atomic_write_bytes
 
     columns = list(values.items())
     columns += [(f"{ref}_{k}", v) for ref, ref_values in references.items() for k, v in ref_values.items()]
@@ -293,7 +293,7 @@ def _write_csv(path: Path, files: list[str], identities: list[str], values: dict
 
 
 def _write_json(summary: dict, path: Path, also: Path | None) -> None:
-    from facegan.report import atomic_write_bytes
+    from facegan.atomic import atomic_write_bytes
 
     text = json.dumps(summary, indent=2, default=float).encode()
     atomic_write_bytes(path, text)

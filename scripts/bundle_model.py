@@ -139,7 +139,7 @@ def markdown_scores(card: dict) -> str:
 def set_card_field(model, key: str, value) -> None:
     import json
 
-    from facegan.report import atomic_write_bytes
+    from facegan.atomic import atomic_write_bytes
 
     card = dict(model.card)
     card[key] = value

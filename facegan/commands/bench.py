@@ -111,7 +111,7 @@ def bench_train(
     results, info = run(recipe, overrides, variants, steps=steps, warmup=warmup, console=console)
     console.print(results_table(results, info))
     if json_out is not None:
-        from facegan.report import atomic_write_bytes
+        from facegan.atomic import atomic_write_bytes
 
         payload = {"info": info, "configs": [r.as_dict() for r in results]}
         atomic_write_bytes(json_out, json.dumps(payload, indent=2).encode())

@@ -8,38 +8,23 @@ It is loaded with ``weights_only=True``: a checkpoint never executes code.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from facegan.atomic import atomic_write
 from facegan.errors import FaceganError
 
 FORMAT = "facegan-checkpoint"
 FORMAT_VERSION = 1
 
 
-#: Temp files of atomic saves: ``.<name>.<pid>.<random>.tmp`` (facegan.locks.remove_stale).
-TEMP_PATTERN = r"\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp"
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file in the same folder (named after this process), fsync, then
-    rename over ``path``: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through :func:`facegan.atomic.atomic_write`: a reader sees the old file or
+    the new one, never half of one."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -42,7 +42,8 @@ def truncate_log(path: Path, step: int) -> None:
     """On resume, drop log records past the checkpoint (they will be recomputed identically)."""
     if not path.exists():
         return
-    from facegan.report import atomic_write_bytes, read_log
+    from facegan.atomic import atomic_write_bytes
+    from facegan.report import read_log
 
     kept = [r for r in read_log(path) if r.get("step", 0) <= step]
     atomic_write_bytes(path, "".join(json.dumps(r) + "\n" for r in kept).encode())

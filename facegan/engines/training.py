@@ -23,7 +23,7 @@ def train(recipe: Recipe, out_dir: Path, resume: bool = False, console=None) -> 
     The run folder is locked for the whole run (a second `facegan train` on it is refused at
     once; the lock dies with the process), and temp files that killed runs left in it are removed.
     """
-    from facegan.engines.checkpoint import TEMP_PATTERN
+    from facegan.atomic import TEMP_PATTERN
     from facegan.engines.gan import Trainer
     from facegan.engines.runlog import describe_run
     from facegan.locks import exclusive, remove_stale
