@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from facegan import metric_info as mi
 from facegan.ablation_spec import Study, load_study, run_overrides, run_recipe
 from facegan.errors import FaceganError
+from facegan.metric_info import MetricInfo
 from facegan.stats import (
     Estimate,
     PairedDifference,
@@ -38,29 +40,10 @@ from facegan.stats import (
 )
 
 
-@dataclass(frozen=True)
-class MetricInfo:
-    """How one per-image metric is labelled and printed."""
-
-    key: str
-    header: str
-    decimals: int
-    #: A 0/1 rate shown in percent (differences in percentage points).
-    percent: bool = False
-
-
 #: The metrics of the table, in order; those a study's evaluation does not produce are left
 #: out (PSNR-Y/SSIM-Y exist for super-resolution only).
-TABLE_METRICS = [
-    MetricInfo("psnr", "PSNR (dB)", 2),
-    MetricInfo("ssim", "SSIM", 4),
-    MetricInfo("psnr_y", "PSNR-Y (dB)", 2),
-    MetricInfo("ssim_y", "SSIM-Y", 4),
-    MetricInfo("id_cos", "identity cos", 4),
-    MetricInfo("judge_cos", "judge cos", 4),
-    MetricInfo("judge_verified", "judge verified", 1, percent=True),
-]
-JUDGE_KEYS = ("judge_cos", "judge_verified")
+TABLE_METRICS = [mi.PSNR, mi.SSIM, mi.PSNR_Y, mi.SSIM_Y, mi.ID_COS, *mi.JUDGE]
+JUDGE_KEYS = tuple(m.key for m in mi.JUDGE)
 
 
 @dataclass

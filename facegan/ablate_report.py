@@ -15,8 +15,9 @@ import io
 import math
 from pathlib import Path
 
-from facegan.ablate import JUDGE_KEYS, MetricInfo, StudyResult
+from facegan.ablate import JUDGE_KEYS, StudyResult
 from facegan.atomic import atomic_write_bytes
+from facegan.metric_info import MetricInfo
 from facegan.report import paired_text
 from facegan.stats import Estimate, PairedDifference
 
@@ -54,8 +55,7 @@ def fmt_diff(d: PairedDifference | None, m: MetricInfo, sep: str = " ") -> str:
     three parts (the table puts them on three lines)."""
     if d is None or not math.isfinite(d.diff):
         return NA
-    fmt = f"{{:.{m.decimals}{'%' if m.percent else 'f'}}}"
-    return f"{paired_text(d.diff, d.lo, d.hi, fmt, sep)}{sep}{fmt_p(d.p)}"
+    return f"{paired_text(d.diff, d.lo, d.hi, m.fmt, sep)}{sep}{fmt_p(d.p)}"
 
 
 def _cell(result: StudyResult, variant, m: MetricInfo, what: str, sep: str = " ") -> str:

@@ -28,18 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from facegan import metric_info
 from facegan.errors import FaceganError
 
-#: Extra columns when an independent judge scores identity (``--judge``).
-JUDGE_COLUMNS = (
-    ("judge_cos", "judge cos", "{:.4f}"),
-    ("judge_verified", "judge verified", "{:.1%}"),
-)
 #: How the paired table's cells read.
 PAIRED_CAPTION = ("Mean of the per-image differences [95% bootstrap CI over images]; an interval that "
                   "excludes 0 is a difference beyond noise (two-sided sign-flip p in the JSON's \"paired\").")
-#: The identity column every task's table ends with.
-IDENTITY_COLUMN = ("id_cos", "identity cos", "{:.4f}")
 
 
 @dataclass
@@ -247,7 +241,7 @@ def evaluate(
     if console is not None:
         table_rows = [(f"{recipe.name} @ step {ckpt.get('step')}", estimates["model"])]
         table_rows += [(r.name, estimates[r.key]) for r in refs]
-        columns = [*task.metric_columns, IDENTITY_COLUMN, *(JUDGE_COLUMNS if judge_net else ())]
+        columns = [*task.metric_columns, metric_info.ID_COS, *(metric_info.JUDGE if judge_net else ())]
         cap = (f"{n} images of {data_path}/{split_name}, {settings.caption}; mean ± 95% CI over images "
                f"(Student t); identity by {id_name}. Conventions: `facegan eval --help`.")
         if judge_net is not None:

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from facegan.atomic import atomic_write_bytes
+from facegan.metric_info import MetricInfo
 
 
 #: Grey level that marks a hole in pictures (occluded panels, comparison images).
@@ -132,8 +133,8 @@ def _save_fig(fig, path: Path) -> Path:
     return path
 
 
-def metrics_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str = ""):
-    """A rich Table: one row per (label, {metric: Estimate}); columns are (key, header, format).
+def metrics_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[MetricInfo], caption: str = ""):
+    """A rich Table: one row per (label, {metric: Estimate}), one column per metric.
 
     Each cell is ``mean ± half-width`` of the estimate's 95% interval (the same format for
     both), or ``-`` when the row has no such metric.
@@ -146,7 +147,7 @@ def metrics_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequenc
     return _table(title, rows, columns, caption, cell)
 
 
-def paired_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str = ""):
+def paired_table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[MetricInfo], caption: str = ""):
     """A rich Table of paired differences: one row per (label, {metric: PairedDifference});
     each cell is :func:`paired_text` of its difference (``-`` when the row has no such metric)."""
     return _table(title, rows, columns, caption, lambda d, fmt: paired_text(d.diff, d.lo, d.hi, fmt))
@@ -170,15 +171,15 @@ def paired_text(diff: float, lo: float, hi: float, fmt: str, sep: str = " ") -> 
     return f"{num(diff)}{unit}{sep}[{num(lo)}, {num(hi)}]"
 
 
-def _table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[tuple[str, str, str]], caption: str, cell):
+def _table(title: str, rows: Sequence[tuple[str, dict]], columns: Sequence[MetricInfo], caption: str, cell):
     """The rich Table both tables share: a label column, then one right-aligned column per
-    (key, header, format); ``cell(value, format)`` renders a present value, ``-`` a missing one."""
+    metric; ``cell(value, format)`` renders a present value, ``-`` a missing one."""
     from rich.table import Table
 
     table = Table(title=title, caption=caption, caption_justify="left")
     table.add_column("")
-    for _, header, _ in columns:
-        table.add_column(header, justify="right")
+    for m in columns:
+        table.add_column(m.header, justify="right")
     for label, values in rows:
-        table.add_row(label, *["-" if values.get(k) is None else cell(values[k], fmt) for k, _, fmt in columns])
+        table.add_row(label, *["-" if values.get(m.key) is None else cell(values[m.key], m.fmt) for m in columns])
     return table

@@ -104,30 +104,33 @@ def training_speed(log: Path) -> dict:
 
 def markdown_scores(card: dict) -> str:
     """The card's eval table in Markdown: one row for the model and one per reference, per setting."""
+    from dataclasses import replace
+
+    from facegan import metric_info as mi
+
+    # (metric, whether its cell shows the 95% CI): the headline metric does
     if card["task"] == "inpaint":
-        cols = [("psnr", "PSNR (dB)", "{:.2f}", True), ("ssim", "SSIM", "{:.4f}", False),
-                ("hole_l1", "hole L1 ×100", "{:.2f}", False)]
+        cols = [(mi.PSNR, True), (mi.SSIM, False), (mi.HOLE_L1, False)]
     else:
-        cols = [("psnr_y", "PSNR-Y (dB)", "{:.2f}", True), ("ssim_y", "SSIM-Y", "{:.4f}", False),
-                ("psnr", "PSNR RGB (dB)", "{:.2f}", False)]
-    cols += [("judge_cos", "judge cos", "{:.4f}", False), ("judge_verified", "judge verified", "{:.1%}", False)]
-    head = "| setting | row | " + " | ".join(c[1] for c in cols) + " |"
+        cols = [(mi.PSNR_Y, True), (mi.SSIM_Y, False), (replace(mi.PSNR, header="PSNR RGB (dB)"), False)]
+    cols += [(m, False) for m in mi.JUDGE]
+    head = "| setting | row | " + " | ".join(m.header for m, _ in cols) + " |"
     lines = [f"### `{card['name']}`", "", head, "|" + "---|" * (len(cols) + 2)]
     for key, ev in card.get("eval", {}).items():
         rows = [(f"**{card['name']}**", ev["metrics"], ev["ci95"])]
         rows += [(r["name"], r["metrics"], r["ci95"]) for r in ev.get("references", {}).values()]
         for label, metrics, ci in rows:
             cells = []
-            for k, _, fmt, with_ci in cols:
-                if k not in metrics:
+            for m, with_ci in cols:
+                if m.key not in metrics:
                     cells.append("–")
                     continue
-                cell = fmt.format(metrics[k])
-                cells.append(f"{cell} ± {ci[k]:.2f}" if with_ci else cell)
+                cell = m.fmt.format(metrics[m.key])
+                cells.append(f"{cell} ± {ci[m.key]:.2f}" if with_ci else cell)
             lines.append(f"| {key} | {label} | " + " | ".join(cells) + " |")
         for ref, diffs in ev.get("paired", {}).items():
-            cells = [paired_text(diffs[k]["diff"], diffs[k]["lo"], diffs[k]["hi"], fmt) if k in diffs else "–"
-                     for k, _, fmt, _ in cols]
+            cells = [paired_text(diffs[m.key]["diff"], diffs[m.key]["lo"], diffs[m.key]["hi"], m.fmt)
+                     if m.key in diffs else "–" for m, _ in cols]
             lines.append(f"| {key} | {card['name']} − {ref}, paired | " + " | ".join(cells) + " |")
     n = {ev.get("n_images") for ev in card.get("eval", {}).values()}
     paired = any(ev.get("paired") for ev in card.get("eval", {}).values())

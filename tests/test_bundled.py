@@ -85,7 +85,7 @@ def test_the_shipped_weights_beat_their_reference_on_sample_faces(name):
         _, result = task.run(restorer.gen, batch)
         refs = task.reference_outputs(batch)
     best = task.references[-1]  # the classical reference: biharmonic fill, bicubic upscaling
-    key = "psnr_y" if any(c[0] == "psnr_y" for c in task.metric_columns) else "psnr"
+    key = "psnr_y" if any(c.key == "psnr_y" for c in task.metric_columns) else "psnr"
     model = task.score(metrics.to_uint8(result), gt, batch)[key].mean()
     reference = task.score(metrics.to_uint8(refs[best.key]), gt, batch)[key].mean()
     assert model > reference, f"{name}: {key} {model:.2f} vs {best.name} {reference:.2f}"

@@ -129,10 +129,22 @@ def test_paired_text_formats_a_difference_in_its_metric_format():
 
 
 def test_ablate_formats_a_difference_as_eval_does():
-    from facegan.ablate import MetricInfo
+    from facegan.metric_info import MetricInfo
     from facegan.ablate_report import fmt_diff
 
     rate = PairedDifference(diff=0.0444, lo=0.0196, hi=0.0702, p=0.0004, n=1125)
     assert fmt_diff(rate, MetricInfo("judge_verified", "verified", 1, percent=True), "\n") == "+4.4 pp\n[+2.0, +7.0]\np<0.001"
     psnr = PairedDifference(diff=0.391, lo=0.12, hi=0.664, p=0.004, n=1125)
     assert fmt_diff(psnr, MetricInfo("psnr", "PSNR (dB)", 2)) == "+0.39 [+0.12, +0.66] p=0.004"
+
+
+def test_a_metric_prints_the_same_everywhere():
+    from facegan import metric_info as mi
+    from facegan.ablate import TABLE_METRICS
+    from facegan.engines.inpaint import InpaintTask
+    from facegan.engines.sr import SRTask
+
+    assert mi.PSNR.fmt == "{:.2f}" and mi.JUDGE_VERIFIED.fmt == "{:.1%}"
+    # eval's columns (each task's, identity, judge) and ablate's are the same objects
+    assert InpaintTask.metric_columns[0] is SRTask.metric_columns[0] is TABLE_METRICS[0] is mi.PSNR
+    assert TABLE_METRICS[-3:] == [mi.ID_COS, *mi.JUDGE]

@@ -17,6 +17,7 @@ from facegan.data.loader import to_model_range
 from facegan.data.packed import PackedDataset
 from facegan.engines.task import EvalSettings, Task, TaskBatch, TaskOptions, Visual
 from facegan.engines.tasks import TASKS, make_task, refuse_options, task_class, task_names
+from facegan.metric_info import MetricInfo
 from facegan.errors import FaceganError
 from facegan.recipe import RecipeBase, load_recipe
 from helpers import REPO
@@ -73,7 +74,7 @@ def test_class_declares_the_interface(task):
     assert isinstance(task.recipe, cls.recipe_type)
     keys = [r.key for r in cls.references]
     assert keys and len(set(keys)) == len(keys), "a task needs at least one no-model reference, with unique keys"
-    assert cls.metric_columns and all(len(c) == 3 for c in cls.metric_columns)
+    assert cls.metric_columns and all(isinstance(c, MetricInfo) for c in cls.metric_columns)
     assert set(cls.options) <= set(vars(TaskOptions())), "options must be fields of TaskOptions"
     assert set(cls.progress_terms) <= set(task.loss_weights()) | {"rec"}
 
@@ -116,7 +117,7 @@ def test_evaluation_methods(task, faces):
     from facegan.metrics import to_uint8
 
     scores = task.score(to_uint8(result), to_uint8(whole.target), whole)
-    assert list(scores) == [c[0] for c in task.metric_columns]
+    assert list(scores) == [c.key for c in task.metric_columns]
     assert all(np.asarray(v).shape == (N,) and np.asarray(v).dtype == np.float64 for v in scores.values())
     visuals = task.visuals(whole, raw, result)
     assert visuals and all(isinstance(v, Visual) and v.images.shape[0] == N for v in visuals)

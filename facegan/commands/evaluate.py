@@ -14,7 +14,7 @@ METRICS_HELP = (
     "Metrics (docs/design.md): images quantised to uint8; per-image values, then the mean. "
     "PSNR = 10 log10(255²/MSE) in float64; SSIM with an 11x11 Gaussian window (σ 1.5), valid region, "
     "per RGB channel then mean. Inpainting scores the composite (output inside the hole, input outside) "
-    "over the whole image, plus hole L1 x100 (0..1 scale) and hole-only PSNR. Super-resolution reduces each "
+    "over the whole image, plus hole L1 ×100 (0..1 scale) and hole-only PSNR. Super-resolution reduces each "
     "face by the checkpoint's scale (antialiased bicubic, 8-bit), crops `scale` pixels per border, and adds "
     "PSNR-Y/SSIM-Y on Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255 (MATLAB rgb2ycbcr); plain bicubic "
     "upscaling is scored beside it. Inpainting is also scored against the hole left grey and scikit-image's "

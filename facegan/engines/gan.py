@@ -383,7 +383,7 @@ class Trainer:
         save_image(grid_image(columns), self.out / "samples" / f"step_{self.step:07d}.png")
         self.log.write([dict(kind="val", step=self.step, split=split.name, **vals)])
         plot_curves(read_log(self.log.path), self.out)
-        shown = ", ".join(f"{header} {fmt.format(vals[key])}" for key, header, fmt in self.task.metric_columns[:2])
+        shown = ", ".join(f"{m.header} {m.fmt.format(vals[m.key])}" for m in self.task.metric_columns[:2])
         progress.note(f"step {self.step}: {split.name} {shown}")
 
     def _sample_split(self):

@@ -25,6 +25,7 @@ from torch import nn
 
 from facegan.data import masks as masklib
 from facegan.engines.task import EvalSettings, Reference, Task, TaskBatch, TaskOptions, Visual
+from facegan.metric_info import HOLE_L1, HOLE_PSNR, PSNR, SSIM, MetricInfo
 from facegan.recipe import DataConfig, EvalConfig, LossConfig, RecipeBase, Section
 
 #: Width of the seam around a pasted-back hole, as a fraction of the model's size (at least
@@ -147,12 +148,7 @@ class InpaintTask(Task):
         Reference("grey", "grey hole (no model)"),
         Reference("biharmonic", "biharmonic (scikit-image)"),
     )
-    metric_columns: ClassVar[tuple[tuple[str, str, str], ...]] = (
-        ("psnr", "PSNR (dB)", "{:.2f}"),
-        ("ssim", "SSIM", "{:.4f}"),
-        ("hole_l1", "hole L1 x100", "{:.2f}"),
-        ("hole_psnr", "hole PSNR (dB)", "{:.2f}"),
-    )
+    metric_columns: ClassVar[tuple[MetricInfo, ...]] = (PSNR, SSIM, HOLE_L1, HOLE_PSNR)
 
     # ---- models -----------------------------------------------------------------------------
 
@@ -230,7 +226,7 @@ class InpaintTask(Task):
         return {"grey": batch.inputs[0], "biharmonic": biharmonic_fill(batch.inputs[0], batch.mask)}
 
     def score(self, out_u8: np.ndarray, gt_u8: np.ndarray, batch: InpaintBatch) -> dict[str, np.ndarray]:
-        """PSNR/SSIM of the whole composite, hole L1 x100 and hole-only PSNR (docs/design.md)."""
+        """PSNR/SSIM of the whole composite, hole L1 ×100 and hole-only PSNR (docs/design.md)."""
         from facegan import metrics
 
         hole = batch.mask[:, 0].cpu().numpy() > 0.5

@@ -24,6 +24,7 @@ from torch import nn
 from facegan.data import degrade
 from facegan.engines.task import EvalSettings, Reference, Task, TaskBatch, TaskOptions, Visual
 from facegan.errors import FaceganError
+from facegan.metric_info import PSNR, PSNR_Y, SSIM, SSIM_Y, MetricInfo
 from facegan.recipe import DataConfig, LossConfig, RecipeBase, Section, _ordered_range
 
 #: Width of the seam inside the border of a pasted-back face, as a fraction of the model's
@@ -147,12 +148,7 @@ class SRTask(Task):
     options: ClassVar[tuple[str, ...]] = ("scale",)
     takes_hole: ClassVar[bool] = False
     references: ClassVar[tuple[Reference, ...]] = (Reference("bicubic", "bicubic (no model)"),)
-    metric_columns: ClassVar[tuple[tuple[str, str, str], ...]] = (
-        ("psnr", "PSNR (dB)", "{:.2f}"),
-        ("ssim", "SSIM", "{:.4f}"),
-        ("psnr_y", "PSNR-Y (dB)", "{:.2f}"),
-        ("ssim_y", "SSIM-Y", "{:.4f}"),
-    )
+    metric_columns: ClassVar[tuple[MetricInfo, ...]] = (PSNR, SSIM, PSNR_Y, SSIM_Y)
     progress_terms: ClassVar[tuple[str, ...]] = ("rec", "content")
 
     def __init__(self, recipe: SRRecipe) -> None:

@@ -45,6 +45,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from facegan.metric_info import MetricInfo
+
 
 @dataclass
 class TaskBatch:
@@ -117,7 +119,7 @@ class Task(abc.ABC):
     #: The no-model rows eval scores beside the model, in table order.
     references: ClassVar[tuple[Reference, ...]]
     #: (key, header, format) of the per-image metrics of :meth:`score`; eval adds ``id_cos``.
-    metric_columns: ClassVar[tuple[tuple[str, str, str], ...]]
+    metric_columns: ClassVar[tuple[MetricInfo, ...]]
     #: The log column of each loss term, shown in the progress line (``rec`` -> ``g_rec``).
     progress_terms: ClassVar[tuple[str, ...]] = ("rec",)
 
