@@ -43,7 +43,9 @@ from torch import nn
 from facegan import __version__
 from facegan.engines.checkpoint import FORMAT, FORMAT_VERSION, atomic_torch_save, load_checkpoint
 from facegan.engines.runlog import RunLog, TrainProgress, truncate_log
-from facegan.engines.run_state import EMA, all_finite, check_resume_compatible, intact_hint, weights_digest
+from facegan.engines.run_state import (
+    EMA, all_finite, check_resume_compatible, intact_hint, load_init_weights, weights_digest,
+)
 from facegan.engines.runtime import pick_device, setup_distributed, step_generator
 from facegan.errors import FaceganError
 from facegan.recipe import Recipe, recipe_to_yaml
@@ -75,7 +77,7 @@ class Trainer:
         self._build_data()
         self._build_models()
         if recipe.train.init_from and not resume:
-            self._init_from(recipe.train.init_from)
+            load_init_weights(recipe, self.task.name, self.G, self.ema, self.D)
         self._build_optimizers()
         self.step = 0
         self.phase = _no_phase  # bench: replaced by a timer of each phase of a step
@@ -137,33 +139,6 @@ class Trainer:
                     m.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
-
-    def _init_from(self, source: str) -> None:
-        """train.init_from: the generator (EMA weights when present; they also seed this run's
-        EMA) and discriminator of another run or a bundled model, of the same model section."""
-        from facegan.engines.checkpoint import load_checkpoint
-        from facegan.engines.run_state import flat_keys
-        from facegan.recipe import validate_recipe
-
-        where = f"train.init_from={source}"
-        ckpt = load_checkpoint(source, task=self.task.name)
-        stored = validate_recipe(ckpt.get("recipe"), source=f"{where} (its stored recipe)")
-        a, b = flat_keys(stored.model.model_dump(mode="json")), flat_keys(self.recipe.model.model_dump(mode="json"))
-        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        if diff:
-            raise FaceganError(f"{where}: its model differs from this recipe's in "
-                               + ", ".join(f"model.{k} ({a.get(k)} there, {b.get(k)} here)" for k in diff))
-        if ckpt.get("size") != self.recipe.data.size:
-            raise FaceganError(f"{where}: it was trained on {ckpt.get('size')} px faces, this recipe on {self.recipe.data.size} px")
-        state = ckpt.get("ema") or ckpt.get("generator")
-        try:
-            self.G.load_state_dict(state)
-            if self.ema is not None:
-                self.ema.model.load_state_dict(state)
-            if ckpt.get("discriminator") is not None:
-                self.D.load_state_dict(ckpt["discriminator"])
-        except (RuntimeError, TypeError, AttributeError) as err:
-            raise FaceganError(f"{where}: its weights do not fit this recipe's model ({str(err).splitlines()[0]})") from None
 
     def _embed_targets(self) -> None:
         """Embed every training face (and its mirror image) once, when the run sees each at

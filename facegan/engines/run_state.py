@@ -53,12 +53,46 @@ def check_resume_compatible(stored: dict, current: Recipe) -> None:
     # Re-validated so that keys added to the schema since the checkpoint compare as their defaults.
     stored = validate_recipe(stored, source="the checkpoint's recipe").model_dump(mode="json")
     a, b = flat_keys(stored), flat_keys(current.model_dump(mode="json"))
-    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_CHANGES)
+    diff = [k for k in differing_keys(a, b) if k not in RESUMABLE_CHANGES]
     if diff:
         raise FaceganError(
             "cannot resume: the recipe differs from the checkpoint's in " + ", ".join(diff)
             + " (only the length, intervals and device may change)"
         )
+
+
+def differing_keys(a: dict, b: dict) -> list[str]:
+    """The keys (sorted) whose values differ between two flat dicts, a key missing on one side included."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def load_init_weights(recipe: Recipe, task: str, generator: nn.Module, ema: EMA | None, discriminator: nn.Module) -> None:
+    """train.init_from: load the generator (EMA weights when present; they also seed the run's
+    EMA) and the discriminator (when the source has one) of another run, checkpoint or bundled
+    model, of the same task, model section and size; anything else is refused in one line."""
+    from facegan.engines.checkpoint import load_checkpoint
+    from facegan.recipe import validate_recipe
+
+    source = recipe.train.init_from
+    where = f"train.init_from={source}"
+    ckpt = load_checkpoint(source, task=task)
+    stored = validate_recipe(ckpt.get("recipe"), source=f"{where} (its stored recipe)")
+    a, b = flat_keys(stored.model.model_dump(mode="json")), flat_keys(recipe.model.model_dump(mode="json"))
+    diff = differing_keys(a, b)
+    if diff:
+        raise FaceganError(f"{where}: its model differs from this recipe's in "
+                           + ", ".join(f"model.{k} ({a.get(k)} there, {b.get(k)} here)" for k in diff))
+    if ckpt.get("size") != recipe.data.size:
+        raise FaceganError(f"{where}: it was trained on {ckpt.get('size')} px faces, this recipe on {recipe.data.size} px")
+    state = ckpt.get("ema") or ckpt.get("generator")
+    try:
+        generator.load_state_dict(state)
+        if ema is not None:
+            ema.model.load_state_dict(state)
+        if ckpt.get("discriminator") is not None:
+            discriminator.load_state_dict(ckpt["discriminator"])
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise FaceganError(f"{where}: its weights do not fit this recipe's model ({str(err).splitlines()[0]})") from None
 
 
 def weights_digest(modules) -> str:
