@@ -5,7 +5,7 @@ A bundled model is two files:
 * ``<name>.safetensors``: the EMA generator's weights (fp16 or fp32; safetensors, so loading
   them can never run code);
 * ``<name>.json``, its card: task, scale, size, template, the full recipe it was trained with,
-  the training data, the step count, the SHA-256 of the weights file, the licence, and the eval
+  the training data, the step count (and the earlier stages of a fine-tuned model), the SHA-256 of the weights file, the licence, and the eval
   table (test-split scores beside the no-model references).
 
 :func:`load_bundled` checks the SHA-256 and returns the model in the shape of a training
@@ -104,6 +104,7 @@ def load_bundled(model: BundledModel) -> dict:
         "size": card["size"],
         "template": card.get("template"),
         "recipe": card["recipe"],
+        "earlier_stages": card.get("earlier_stages", []),
         "step": card.get("steps"),
         "ema": {k: v.float() if v.is_floating_point() else v for k, v in state.items()},
         "bundled": model.name,
@@ -115,7 +116,8 @@ def write_bundle(ckpt: dict, name: str, folder: Path, training_data: str, licenc
                  fp16: bool = True) -> BundledModel:
     """Write a checkpoint's EMA generator as the bundled model ``name`` into ``folder``.
 
-    The card gets the checkpoint's task, scale, size, template, recipe and step, the training
+    The card gets the checkpoint's task, scale, size, template, recipe and step (and, for a
+    fine-tuned run, ``earlier_stages``: each earlier stage's source, recipe and steps), the training
     data and licence given here, and an empty ``eval`` table (:func:`set_eval` fills it from
     scores of the bundled weights themselves).
     """
@@ -143,6 +145,7 @@ def write_bundle(ckpt: dict, name: str, folder: Path, training_data: str, licenc
         "dtype": "float16" if fp16 else "float32",
         "parameters": int(sum(v.numel() for v in state.values() if v.is_floating_point())),
         "recipe": ckpt["recipe"],
+        "earlier_stages": ckpt.get("earlier_stages") or [],
         "training_data": training_data,
         "steps": int(ckpt["step"]),
         "licence": licence,

@@ -129,6 +129,28 @@ def test_init_from_starts_from_another_runs_weights(tiny_run, sample_data, tmp_p
     assert not torch.allclose(load_checkpoint(fresh)["ema"][first], src["ema"][first])  # the check can fail
 
 
+def test_init_from_chains_record_every_earlier_stage_down_to_the_bundled_card(tiny_run, sample_data, tmp_path):
+    from facegan.bundled import load_bundled, write_bundle
+
+    src = load_checkpoint(tiny_run)
+    assert src["earlier_stages"] == []  # trained from scratch
+    stage2, stage3 = tmp_path / "stage2", tmp_path / "stage3"
+    train(tiny_recipe(sample_data, f"train.init_from={tiny_run}", "train.steps=2", "loss.adversarial=0"), stage2)
+    train(tiny_recipe(sample_data, f"train.init_from={stage2}", "train.steps=1"), stage3)
+    ckpt = load_checkpoint(stage3)
+    stages = ckpt["earlier_stages"]
+    assert [(s["source"], s["steps"]) for s in stages] == [(str(tiny_run), src["step"]), (str(stage2), 2)]
+    assert stages[0]["recipe"]["loss"]["adversarial"] == src["recipe"]["loss"]["adversarial"] != 0
+    assert stages[1]["recipe"]["loss"]["adversarial"] == 0 and stages[1]["recipe"]["train"]["init_from"] == str(tiny_run)
+    # a resumed run keeps them
+    train(tiny_recipe(sample_data, f"train.init_from={stage2}", "train.steps=2"), stage3, resume=True)
+    assert load_checkpoint(stage3)["earlier_stages"] == stages
+    # and the bundled model's card names them, as does the checkpoint it loads as
+    model = write_bundle(load_checkpoint(stage3), "chain-test", tmp_path / "models", "test faces", "test licence")
+    assert model.card["earlier_stages"] == stages and model.card["steps"] == 2
+    assert load_bundled(model)["earlier_stages"] == stages
+
+
 def test_init_from_refuses_another_model_or_task(tiny_run, sample_data, tmp_path):
     with pytest.raises(FaceganError, match=r"model differs from this recipe's in model.width \(8 there, 16 here\)"):
         train(tiny_recipe(sample_data, f"train.init_from={tiny_run}", "model.width=16"), tmp_path / "a")
@@ -137,3 +159,4 @@ def test_init_from_refuses_another_model_or_task(tiny_run, sample_data, tmp_path
     with pytest.raises(FaceganError, match="not 'inpaint'"):
         train(tiny_recipe(sample_data, "train.init_from=sr4-128"), tmp_path / "c")
     assert not (tmp_path / "a" / "checkpoints").exists()
+

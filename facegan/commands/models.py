@@ -31,7 +31,10 @@ def models(
 
     found = list_models()
     if json_out:
-        print(json.dumps({m.name: {k: v for k, v in m.card.items() if k != "recipe"} for m in found}, indent=2))
+        # recipes left out (docs/models.md and the card files have them); earlier stages by source and steps
+        print(json.dumps({m.name: {k: ([{"source": s.get("source"), "steps": s.get("steps")} for s in v]
+                                       if k == "earlier_stages" else v)
+                                   for k, v in m.card.items() if k != "recipe"} for m in found}, indent=2))
         return
     console = _console()
     if not found:

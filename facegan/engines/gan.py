@@ -76,8 +76,10 @@ class Trainer:
         self._check_run_folder(resume)
         self._build_data()
         self._build_models()
+        #: the stages the starting weights were trained in (train.init_from), oldest first
+        self.earlier_stages: list[dict] = []
         if recipe.train.init_from and not resume:
-            load_init_weights(recipe, self.task.name, self.G, self.ema, self.D)
+            self.earlier_stages = load_init_weights(recipe, self.task.name, self.G, self.ema, self.D)
         self._build_optimizers()
         self.step = 0
         self.phase = _no_phase  # bench: replaced by a timer of each phase of a step
@@ -209,6 +211,7 @@ class Trainer:
         if self.recipe.train.lr_schedule == "cosine":
             self.sched_g.T_max, self.sched_d.T_max = self.total, self.d_steps
         self.step = int(ckpt["step"])
+        self.earlier_stages = list(ckpt.get("earlier_stages") or [])
         if self.step >= self.total:
             raise FaceganError(f"{path} is already at step {self.step} of {self.total}; raise train.steps to train longer")
 
@@ -379,6 +382,7 @@ class Trainer:
             "template": {"name": self.dataset.meta.get("template", {}).get("name"),
                          "points": self.dataset.template.tolist()},
             "recipe": self.recipe.model_dump(mode="json"),
+            "earlier_stages": self.earlier_stages,
             "step": self.step,
             "total_steps": self.total,
             "epoch": self.step / self.loader.steps_per_epoch,

@@ -66,10 +66,16 @@ def differing_keys(a: dict, b: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def load_init_weights(recipe: Recipe, task: str, generator: nn.Module, ema: EMA | None, discriminator: nn.Module) -> None:
+def load_init_weights(recipe: Recipe, task: str, generator: nn.Module, ema: EMA | None,
+                      discriminator: nn.Module) -> list[dict]:
     """train.init_from: load the generator (EMA weights when present; they also seed the run's
     EMA) and the discriminator (when the source has one) of another run, checkpoint or bundled
-    model, of the same task, model section and size; anything else is refused in one line."""
+    model, of the same task, model section and size; anything else is refused in one line.
+
+    Returns the stages the loaded weights were trained in, oldest first: the source's own
+    ``earlier_stages`` and then the source itself (``source``, ``recipe``, ``steps``). The run
+    keeps them in its checkpoints, and a bundled model's card lists them, so a fine-tuned model
+    names every recipe that made it."""
     from facegan.engines.checkpoint import load_checkpoint
     from facegan.recipe import validate_recipe
 
@@ -93,6 +99,8 @@ def load_init_weights(recipe: Recipe, task: str, generator: nn.Module, ema: EMA 
             discriminator.load_state_dict(ckpt["discriminator"])
     except (RuntimeError, TypeError, AttributeError) as err:
         raise FaceganError(f"{where}: its weights do not fit this recipe's model ({str(err).splitlines()[0]})") from None
+    return list(ckpt.get("earlier_stages") or []) + [
+        {"source": str(source), "recipe": stored.model_dump(mode="json"), "steps": ckpt.get("step")}]
 
 
 def weights_digest(modules) -> str:
