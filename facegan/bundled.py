@@ -122,7 +122,7 @@ def write_bundle(ckpt: dict, name: str, folder: Path, training_data: str, licenc
     scores of the bundled weights themselves).
     """
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from facegan import __version__
     from facegan.atomic import atomic_write_bytes
@@ -132,9 +132,7 @@ def write_bundle(ckpt: dict, name: str, folder: Path, training_data: str, licenc
     tensors = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous().cpu() for k, v in state.items()}
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / f"{name}.safetensors"
-    tmp = weights.with_name(f".{weights.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"facegan_model": name, "task": str(ckpt["task"])})
-    tmp.replace(weights)
+    atomic_write_bytes(weights, save(tensors, metadata={"facegan_model": name, "task": str(ckpt["task"])}))
     card = {
         "format": "facegan-bundled-model",
         "name": name,

@@ -149,6 +149,8 @@ def test_init_from_chains_record_every_earlier_stage_down_to_the_bundled_card(ti
     model = write_bundle(load_checkpoint(stage3), "chain-test", tmp_path / "models", "test faces", "test licence")
     assert model.card["earlier_stages"] == stages and model.card["steps"] == 2
     assert load_bundled(model)["earlier_stages"] == stages
+    # both files come from the one atomic writer: the weights are as readable as the card
+    assert model.weights.stat().st_mode & 0o777 == model.weights.with_suffix(".json").stat().st_mode & 0o777
 
 
 def test_init_from_refuses_another_model_or_task(tiny_run, sample_data, tmp_path):
