@@ -10,8 +10,8 @@ named phases, in the manner of litgpt's setup / fit / validate:
   and checkpoint) the device-side loss records go to ``log.jsonl`` in one transfer, are
   checked (a non-finite loss stops the run, a collapsed discriminator is reported) and
   summarised on the progress line (:mod:`facegan.engines.runlog`);
-* **sample** (:meth:`Trainer.sample`): the EMA generator on the first validation faces, scored
-  by the task's own metrics, a grid and the curves;
+* **sample** (:meth:`Trainer.sample`, :mod:`facegan.engines.samples`): the EMA generator on
+  the first validation faces, scored by the task's own metrics, a grid and the curves;
 * **checkpoint** (:meth:`Trainer.checkpoint`): an atomic save of everything needed to resume.
 
 Per step: take the batch of this step (a gather from the packed split on the device) and let
@@ -44,14 +44,13 @@ from facegan import __version__
 from facegan.engines.checkpoint import FORMAT, FORMAT_VERSION, atomic_torch_save, load_checkpoint
 from facegan.engines.runlog import RunLog, TrainProgress, truncate_log
 from facegan.engines.run_state import (
-    EMA, all_finite, check_resume_compatible, intact_hint, load_init_weights, weights_digest,
+    EMA, agreed_weights_digest, all_finite, check_resume_compatible, intact_hint, load_init_weights,
 )
 from facegan.engines.runtime import pick_device, setup_distributed, step_generator
+from facegan.engines.samples import sample_split, write_samples
 from facegan.errors import FaceganError
 from facegan.recipe import Recipe, recipe_to_yaml
 
-#: Faces the sample phase scores and shows.
-SAMPLE_FACES = 8
 
 
 def total_steps(recipe: Recipe, steps_per_epoch: int) -> int:
@@ -335,43 +334,20 @@ class Trainer:
 
     # ---- sample -----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def sample(self, progress: TrainProgress) -> None:
-        """The EMA generator on the first validation faces: task metrics in log.jsonl, a grid
-        in samples/, the curves; skipped (with one notice) when there are no validation faces."""
-        from facegan import metrics
-        from facegan.data.loader import to_model_range
-        from facegan.report import grid_image, plot_curves, read_log, save_image
-
-        split = self._sample_split()
-        if split is None:
-            return
-        k = min(SAMPLE_FACES, len(split))
-        images = to_model_range(torch.from_numpy(split.images[:k].copy()).to(self.device))
-        lms = torch.from_numpy(split.landmarks[:k].copy()).to(self.device)
-        batch = self.task.eval_batch(images, lms, range(k), self.sample_settings)
-        gen = self.ema.model if self.ema is not None else self.G
-        was_training = gen.training
-        gen.eval()
-        raw, result = self.task.run(gen, batch)
-        gen.train(was_training)
-        scores = self.task.score(metrics.to_uint8(result), metrics.to_uint8(batch.target), batch)
-        vals = {key: float(v.mean()) for key, v in scores.items()}
-        columns = [(v.title, metrics.to_uint8(v.images)) for v in self.task.visuals(batch, raw, result)]
-        save_image(grid_image(columns), self.out / "samples" / f"step_{self.step:07d}.png")
-        self.log.write([dict(kind="val", step=self.step, split=split.name, **vals)])
-        plot_curves(read_log(self.log.path), self.out)
-        shown = ", ".join(f"{m.header} {m.fmt.format(vals[m.key])}" for m in self.task.metric_columns[:2])
-        progress.note(f"step {self.step}: {split.name} {shown}")
-
-    def _sample_split(self):
-        """The split samples come from (val, else the eval split), or None when it is empty."""
-        names = self.dataset.split_names
-        name = "val" if "val" in names else self.recipe.eval.split
-        split = self.dataset.split(name) if name in names else None
-        return split if split is not None and len(split) > 0 else None
+        """The EMA generator on the first validation faces (:mod:`facegan.engines.samples`);
+        skipped when there are none (fit says so once)."""
+        split = sample_split(self.dataset, self.recipe.eval.split)
+        if split is not None:
+            gen = self.ema.model if self.ema is not None else self.G
+            progress.note(write_samples(self.task, gen, split, self.sample_settings, self.step, self.out,
+                                        self.log, self.device))
 
     # ---- checkpoint -------------------------------------------------------------------------
+
+    def models(self) -> list[nn.Module]:
+        """The modules a checkpoint saves: G, D and (when on) the EMA generator."""
+        return [self.G, self.D] + ([self.ema.model] if self.ema is not None else [])
 
     def checkpoint_state(self) -> dict:
         return {
@@ -400,8 +376,7 @@ class Trainer:
 
     def save(self) -> Path:
         """Write step_N.pt and last.pt atomically (refusing non-finite weights); prune old ones."""
-        models = [self.G, self.D] + ([self.ema.model] if self.ema is not None else [])
-        if not all_finite([p for m in models for p in m.state_dict().values()]):
+        if not all_finite([p for m in self.models() for p in m.state_dict().values()]):
             raise self.log.diverged(self.step, "(the weights)", kept=self._kept_checkpoint())
         ckpt_dir = self.out / "checkpoints"
         state = self.checkpoint_state()
@@ -418,14 +393,9 @@ class Trainer:
         digest of its weights: DDP keeps them bit-identical, and a run whose ranks drifted
         apart stops here instead of saving one rank's view of it."""
         if self.dist.world > 1:
-            models = [self.G, self.D] + ([self.ema.model] if self.ema is not None else [])
-            digests = [None] * self.dist.world
-            torch.distributed.all_gather_object(digests, weights_digest(models))
-            if len(set(digests)) > 1:
-                raise FaceganError(f"step {self.step}: the {self.dist.world} processes hold different weights "
-                                   "(DDP should keep them identical); not saving")
+            digest = agreed_weights_digest(self.models(), self.dist.world, self.step)
             if self.dist.main:
-                self.log.write([dict(kind="ddp", step=self.step, world=self.dist.world, weights_sha256=digests[0],
+                self.log.write([dict(kind="ddp", step=self.step, world=self.dist.world, weights_sha256=digest,
                                      ranks_identical=True)])
         if self.dist.main:
             path = self.save()
@@ -448,7 +418,7 @@ class Trainer:
             self.log.write([dict(kind="start", step=self.step, world=self.dist.world, batch_per_process=t.batch,
                                  global_batch=t.batch * self.dist.world, device=str(self.device),
                                  identity_targets_cached=self.id_targets is not None)])
-            if self._sample_split() is None:
+            if sample_split(self.dataset, self.recipe.eval.split) is None:
                 progress.note("no validation faces (the val split is empty): training without samples or val scores",
                               "yellow")
         pending: list[torch.Tensor] = []

@@ -118,6 +118,17 @@ def weights_digest(modules) -> str:
     return sha.hexdigest()
 
 
+def agreed_weights_digest(modules, world: int, step: int) -> str:
+    """Under torchrun: every rank's :func:`weights_digest`, gathered; the digest when all ranks
+    agree (DDP keeps the weights bit-identical), else a one-line error (nothing is saved)."""
+    digests = [None] * world
+    torch.distributed.all_gather_object(digests, weights_digest(modules))
+    if len(set(digests)) > 1:
+        raise FaceganError(f"step {step}: the {world} processes hold different weights "
+                           "(DDP should keep them identical); not saving")
+    return digests[0]
+
+
 def all_finite(tensors) -> bool:
     """Whether every tensor holds only finite values (one host sync)."""
     flags = [torch.isfinite(t).all() for t in tensors if t.is_floating_point()]
