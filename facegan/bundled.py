@@ -162,7 +162,7 @@ def set_eval(model: BundledModel, key: str, summary: dict) -> None:
     from facegan.atomic import atomic_write_bytes
 
     keep = ("metrics", "ci95", "references", "n_images", "split", "mask", "mask_seed", "scale", "identity_net",
-            "judge", "dataset", "paired")
+            "judge", "dataset", "paired", "mirror_ensemble")
     card = dict(model.card)
     card.setdefault("eval", {})[key] = {k: summary[k] for k in keep if k in summary}
     atomic_write_bytes(model.weights.with_suffix(".json"), (json.dumps(card, indent=2) + "\n").encode())

@@ -141,6 +141,7 @@ def evaluate(
     judge: str | None = None,
     console=None,
     references: bool = True,
+    mirror: bool | None = None,
     **options,
 ) -> Evaluation:
     """Score a checkpoint and write its CSV, JSON and grid; returns the :class:`Evaluation`.
@@ -148,6 +149,7 @@ def evaluate(
     ``options`` are the task's options (``mask=`` for inpainting, ``scale=`` for super-
     resolution, which refuses a checkpoint of another scale); an option of another task is
     refused. ``references=False`` skips the no-model rows (``ablate`` does not print them).
+    ``mirror`` True/False overrides the recipe's ``model.mirror_ensemble`` (mirror self-ensemble).
     """
     from facegan import metrics
     from facegan.engines.checkpoint import build_eval_generator
@@ -170,7 +172,8 @@ def evaluate(
         from facegan.judge import load_judge
 
         judge_net = load_judge(judge, training_net=recipe.loss.identity_net if recipe.loss.identity > 0 else None, device=dev)
-    gen = build_eval_generator(ckpt, dev)
+    mirror = recipe.model.mirror_ensemble if mirror is None else mirror
+    gen = build_eval_generator(ckpt, dev, mirror)
     refs = task.references if references else ()
 
     rows: dict[str, dict[str, list[np.ndarray]]] = {"model": {}, **{r.key: {} for r in refs}}
@@ -218,6 +221,7 @@ def evaluate(
         "task": recipe.task,
         "checkpoint": str(ckpt_path),
         "step": ckpt.get("step"),
+        "mirror_ensemble": mirror,
         "dataset": str(data_path),
         "split": split_name,
         **settings.summary,
@@ -239,11 +243,13 @@ def evaluate(
     _write_json(summary, target_dir / f"{stem}.json", json_path)
 
     if console is not None:
-        table_rows = [(f"{recipe.name} @ step {ckpt.get('step')}", estimates["model"])]
+        table_rows = [(f"{recipe.name} @ step {ckpt.get('step')}" + (" + mirror" if mirror else ""), estimates["model"])]
         table_rows += [(r.name, estimates[r.key]) for r in refs]
         columns = [*task.metric_columns, metric_info.ID_COS, *(metric_info.JUDGE if judge_net else ())]
         cap = (f"{n} images of {data_path}/{split_name}, {settings.caption}; mean ± 95% CI over images "
                f"(Student t); identity by {id_name}. Conventions: `facegan eval --help`.")
+        if mirror:
+            cap += " + mirror: the mean of the generator's outputs on each face and its mirror image."
         if judge_net is not None:
             cap += f" Judge: {judge_net.name} (never used in training)."
         from facegan.report import metrics_table, paired_table

@@ -62,6 +62,13 @@ def _ordered_range(v: tuple) -> tuple:
 IdentityNetName = Literal["mobilefacenet", "facenet-vggface2", "facenet-casia"]
 
 
+class ModelConfig(Section):
+    """The ``model`` keys every task shares; each task adds its architecture's keys."""
+
+    mirror_ensemble: bool = False
+    """Evaluate and restore with a mirror self-ensemble: the generator also runs on the mirrored input and the two outputs are averaged (twice the inference cost, same weights; training is unchanged). See docs/models.md."""
+
+
 class LossConfig(Section):
     """The ``loss`` keys every task shares (adversarial and identity terms live in the shared loop)."""
 
@@ -149,7 +156,7 @@ class RecipeBase(Section):
     description: str = ""
     """Free text shown in reports."""
     data: DataConfig = DataConfig()
-    model: Section
+    model: ModelConfig
     loss: LossConfig
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(steps=1000))
     eval: EvalConfig = EvalConfig()

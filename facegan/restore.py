@@ -45,9 +45,10 @@ def find_checkpoint(checkpoint: str | Path | None, task: str, runs_dir: Path, co
 
 
 class Restorer:
-    """A checkpoint's generator (EMA weights) and task, applied to aligned faces."""
+    """A checkpoint's generator (EMA weights; with its mirror self-ensemble when the recipe
+    asks for one, :mod:`facegan.models.mirror`) and task, applied to aligned faces."""
 
-    def __init__(self, ckpt: dict, device: str | torch.device = "auto") -> None:
+    def __init__(self, ckpt: dict, device: str | torch.device = "auto", mirror: bool | None = None) -> None:
         from facegan.engines.checkpoint import build_eval_generator
         from facegan.engines.runtime import pick_device
         from facegan.engines.tasks import make_task
@@ -58,13 +59,14 @@ class Restorer:
         points = (ckpt.get("template") or {}).get("points")
         self.template = np.asarray(points, dtype=np.float64) if points else None
         self.device = pick_device(str(device))
-        self.gen = build_eval_generator(ckpt, self.device)
+        self.gen = build_eval_generator(ckpt, self.device, mirror)
 
     @classmethod
     def find(cls, task: str, checkpoint: str | Path | None = None, runs_dir: str | Path = "runs",
-             device: str = "auto", console=None, **options) -> "Restorer":
-        """The checkpoint (or the newest run of ``task`` serving ``options``) as a Restorer."""
-        return cls(find_checkpoint(checkpoint, task, Path(runs_dir), console, **options), device)
+             device: str = "auto", console=None, mirror: bool | None = None, **options) -> "Restorer":
+        """The checkpoint (or the newest run of ``task`` serving ``options``) as a Restorer;
+        ``mirror`` True/False overrides the recipe's ``model.mirror_ensemble``."""
+        return cls(find_checkpoint(checkpoint, task, Path(runs_dir), console, **options), device, mirror)
 
     @property
     def size(self) -> int:

@@ -43,6 +43,7 @@ def eval_(
     judge: bool = typer.Option(False, "--judge", help="Also score identity with an independent judge network that training never saw."),
     judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan\\[judge]'), or an identity network not used in training (mobilefacenet, facenet-vggface2, facenet-casia)."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Score only the first N images (N >= 1)."),
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Mirror self-ensemble: also run the generator on the mirrored face and average (twice the time; +0.07 to +0.16 dB PSNR on the bundled models, a little less identity for inpainting: docs/models.md) \\[default: the recipe's model.mirror_ensemble: on for the bundled SR models, off for inpaint-128].", show_default=False),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSV/JSON/grid \\[default: <run>/eval]."),
 ) -> None:
@@ -53,4 +54,4 @@ def eval_(
     options = {k: v for k, v in vars(TaskOptions(mask=mask, scale=scale)).items() if v is not None}
     evaluate(run, data=data, split=split, json_out=json_out, identity_net=identity_net,
              device=device, max_images=max_images, out_dir=out, judge=judge_net if judge else None,
-             console=_console(), **options)
+             console=_console(), mirror=mirror, **options)

@@ -115,8 +115,10 @@ def newest_run_checkpoint(runs: Path, task: str, **options) -> Path:
     return max(found)[1]
 
 
-def build_eval_generator(ckpt: dict, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """The checkpoint's generator (EMA weights when present), in eval mode."""
+def build_eval_generator(ckpt: dict, device: torch.device | str = "cpu", mirror: bool | None = None) -> torch.nn.Module:
+    """The checkpoint's generator (EMA weights when present), in eval mode; wrapped in a
+    :class:`~facegan.models.mirror.MirrorEnsemble` when its recipe asks for
+    ``model.mirror_ensemble`` (``mirror`` True/False overrides the recipe)."""
     from facegan.engines.tasks import make_task
     from facegan.recipe import validate_recipe
 
@@ -135,4 +137,8 @@ def build_eval_generator(ckpt: dict, device: torch.device | str = "cpu") -> torc
         raise FaceganError(f"{ckpt.get('path')}: {err}") from None
     except RuntimeError as err:
         raise FaceganError(f"{ckpt.get('path')}: generator weights do not fit its recipe ({str(err).splitlines()[0]})") from None
+    if recipe.model.mirror_ensemble if mirror is None else mirror:
+        from facegan.models.mirror import MirrorEnsemble
+
+        gen = MirrorEnsemble(gen)
     return gen.to(device).eval()

@@ -26,7 +26,7 @@ from torch import nn
 from facegan.data import masks as masklib
 from facegan.engines.task import EvalSettings, Reference, Task, TaskBatch, TaskOptions, Visual
 from facegan.metric_info import HOLE_L1, HOLE_PSNR, PSNR, SSIM, MetricInfo
-from facegan.recipe import DataConfig, EvalConfig, LossConfig, RecipeBase, Section
+from facegan.recipe import DataConfig, EvalConfig, LossConfig, ModelConfig, RecipeBase
 
 #: Width of the seam around a pasted-back hole, as a fraction of the model's size (at least
 #: one aligned pixel). It only hides the hole's pixel steps: the band it blends holds the
@@ -52,7 +52,7 @@ class InpaintDataConfig(DataConfig):
         return v
 
 
-class InpaintModelConfig(Section):
+class InpaintModelConfig(ModelConfig):
     generator: Literal["context_encoder", "unet"] = "context_encoder"
     """Generator architecture: context_encoder (the source design: encoder, 8x8 code, transposed-convolution decoder) or unet (skips at every scale, dilated middle, resize-convolution decoder; see docs/models.md)."""
     width: int = Field(64, ge=4, le=256)

@@ -25,7 +25,7 @@ from facegan.data import degrade
 from facegan.engines.task import EvalSettings, Reference, Task, TaskBatch, TaskOptions, Visual
 from facegan.errors import FaceganError
 from facegan.metric_info import PSNR, PSNR_Y, SSIM, SSIM_Y, MetricInfo
-from facegan.recipe import DataConfig, LossConfig, RecipeBase, Section, _ordered_range
+from facegan.recipe import DataConfig, LossConfig, ModelConfig, RecipeBase, Section, _ordered_range
 
 #: Width of the seam inside the border of a pasted-back face, as a fraction of the model's
 #: size: it hides the change from the bicubic photo to the restored face.
@@ -68,7 +68,7 @@ class SRDataConfig(DataConfig):
     degradation: DegradationConfig = DegradationConfig()
 
 
-class SRModelConfig(Section):
+class SRModelConfig(ModelConfig):
     generator: Literal["srresnet"] = "srresnet"
     """Generator architecture (sr: srresnet, the SRGAN generator)."""
     scale: Literal[2, 4, 8] = 4
