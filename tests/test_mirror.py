@@ -106,3 +106,16 @@ def test_restore_refuses_mirror_flags_for_an_exported_model(tmp_path):
     res = CliRunner().invoke(app, ["restore", str(photo), "--checkpoint", str(tmp_path / "m.onnx"), "--no-mirror"])
     assert res.exit_code == 2 and "runs as it was exported" in res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_the_key_changes_no_weights_so_init_from_and_resume_accept_it(tiny_run, sample_data, tmp_path):
+    from facegan.engines.run_state import check_resume_compatible
+    from facegan.engines.training import train
+    from helpers import tiny_recipe
+
+    stored = load_checkpoint(tiny_run)["recipe"]
+    check_resume_compatible(stored, tiny_recipe(sample_data, "model.mirror_ensemble=true", "name=tiny"))
+    run = tmp_path / "mirrored"
+    train(tiny_recipe(sample_data, f"train.init_from={tiny_run}", "model.mirror_ensemble=true", "train.steps=1",
+                      "train.checkpoint_every=100"), run)
+    assert isinstance(build_eval_generator(load_checkpoint(run)), MirrorEnsemble)

@@ -16,7 +16,10 @@ from facegan.recipe import Recipe
 #: Recipe keys that may change when a run is resumed (the rest must match the checkpoint).
 RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.device", "data.placement", "name",
-                     "train.compile", "train.channels_last", "train.identity_cache"}
+                     "train.compile", "train.channels_last", "train.identity_cache", "model.mirror_ensemble"}
+#: Model keys that change how the trained generator is run, not its weights: train.init_from
+#: accepts a source that differs in them.
+INFERENCE_ONLY_MODEL_KEYS = {"mirror_ensemble"}
 
 
 class EMA:
@@ -84,7 +87,7 @@ def load_init_weights(recipe: Recipe, task: str, generator: nn.Module, ema: EMA 
     ckpt = load_checkpoint(source, task=task)
     stored = validate_recipe(ckpt.get("recipe"), source=f"{where} (its stored recipe)")
     a, b = flat_keys(stored.model.model_dump(mode="json")), flat_keys(recipe.model.model_dump(mode="json"))
-    diff = differing_keys(a, b)
+    diff = [k for k in differing_keys(a, b) if k not in INFERENCE_ONLY_MODEL_KEYS]
     if diff:
         raise FaceganError(f"{where}: its model differs from this recipe's in "
                            + ", ".join(f"model.{k} ({a.get(k)} there, {b.get(k)} here)" for k in diff))
