@@ -153,6 +153,7 @@ def evaluate(
     """
     from facegan import metrics
     from facegan.engines.checkpoint import build_eval_generator
+    from facegan.models.mirror import MirrorEnsemble
     from facegan.engines.runtime import pick_device
     from facegan.models.identity import load_identity_net
     from facegan.report import grid_image, save_image
@@ -172,8 +173,8 @@ def evaluate(
         from facegan.judge import load_judge
 
         judge_net = load_judge(judge, training_net=recipe.loss.identity_net if recipe.loss.identity > 0 else None, device=dev)
-    mirror = recipe.model.mirror_ensemble if mirror is None else mirror
     gen = build_eval_generator(ckpt, dev, mirror)
+    mirror = isinstance(gen, MirrorEnsemble)
     refs = task.references if references else ()
 
     rows: dict[str, dict[str, list[np.ndarray]]] = {"model": {}, **{r.key: {} for r in refs}}

@@ -9,6 +9,11 @@ import sys
 import typer
 
 
+#: Help of ``--mirror/--no-mirror`` on `eval` and `restore` (facegan.models.mirror).
+MIRROR_HELP = ("Mirror self-ensemble: also run the generator on the mirrored face and average (twice the time; "
+               "+0.07 to +0.16 dB PSNR on the bundled models, a little less identity for inpainting: docs/models.md) "
+               "\\[default: the recipe's model.mirror_ensemble; off for the bundled models].")
+
 #: Columns of the console when output goes to a file or a pipe (a log, ``| tee``) and COLUMNS is
 #: unset: rich's default of 80 would cut digits out of the wide metric tables.
 PIPE_WIDTH = 160

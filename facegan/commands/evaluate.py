@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from facegan.commands.common import MIRROR_HELP
 from facegan.commands.common import console as _console
 from facegan.commands.common import user_errors
 
@@ -43,7 +44,7 @@ def eval_(
     judge: bool = typer.Option(False, "--judge", help="Also score identity with an independent judge network that training never saw."),
     judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan\\[judge]'), or an identity network not used in training (mobilefacenet, facenet-vggface2, facenet-casia)."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Score only the first N images (N >= 1)."),
-    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Mirror self-ensemble: also run the generator on the mirrored face and average (twice the time; +0.07 to +0.16 dB PSNR on the bundled models, a little less identity for inpainting: docs/models.md) \\[default: the recipe's model.mirror_ensemble; off for the bundled models].", show_default=False),
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help=MIRROR_HELP, show_default=False),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSV/JSON/grid \\[default: <run>/eval]."),
 ) -> None:

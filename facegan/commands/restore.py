@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from facegan.commands.common import MIRROR_HELP
 from facegan.commands.common import console as _console
 from facegan.commands.common import user_errors
 
@@ -29,7 +30,7 @@ def restore(
     backend: str = typer.Option("torch", "--backend", help="torch, or onnx: run the generator of an exported --checkpoint MODEL.onnx with onnxruntime (the same detection, alignment and paste-back) \\[default: onnx for a .onnx checkpoint]."),
     out: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help="Mirror self-ensemble: also run the generator on the mirrored face and average (twice the time; +0.07 to +0.16 dB PSNR on the bundled models, a little less identity for inpainting: docs/models.md) \\[default: the recipe's model.mirror_ensemble; off for the bundled models].", show_default=False),
+    mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help=MIRROR_HELP, show_default=False),
     batch_size: int = typer.Option(8, "--batch-size", help="Faces per generator call."),
 ) -> None:
     """Restore the faces of a photo, or of every photo in a folder.

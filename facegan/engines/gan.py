@@ -52,7 +52,6 @@ from facegan.errors import FaceganError
 from facegan.recipe import Recipe, recipe_to_yaml
 
 
-
 def total_steps(recipe: Recipe, steps_per_epoch: int) -> int:
     t = recipe.train
     return t.steps if t.steps is not None else max(1, math.ceil(t.epochs * steps_per_epoch))

@@ -13,13 +13,14 @@ from torch import nn
 from facegan.errors import FaceganError
 from facegan.recipe import Recipe
 
+#: Model keys that change how the trained generator is run, not its weights: train.init_from
+#: accepts a source that differs in them, and a resumed run may change them.
+INFERENCE_ONLY_MODEL_KEYS = {"mirror_ensemble"}
 #: Recipe keys that may change when a run is resumed (the rest must match the checkpoint).
 RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.device", "data.placement", "name",
-                     "train.compile", "train.channels_last", "train.identity_cache", "model.mirror_ensemble"}
-#: Model keys that change how the trained generator is run, not its weights: train.init_from
-#: accepts a source that differs in them.
-INFERENCE_ONLY_MODEL_KEYS = {"mirror_ensemble"}
+                     "train.compile", "train.channels_last", "train.identity_cache",
+                     *(f"model.{k}" for k in INFERENCE_ONLY_MODEL_KEYS)}
 
 
 class EMA:

@@ -4,12 +4,11 @@ An aligned face is close to left-right symmetric, and its mirror image is a face
 was trained on too (training flips half the faces). Its error on the mirrored input is partly
 independent of its error on the face itself, so the mean of the two outputs (the second flipped
 back) is closer to the truth than either: +0.07 to +0.16 dB PSNR on the bundled models (all
-1,125 test faces; docs/models.md). It costs a second forward pass and changes no weight. The
-mean of two fills is also a little smoother, which a face recogniser reads as a little less of
-the person (inpainting, eyes: judge cosine −0.0007, paired), and on SR it raised the outputs'
-period-2 spectral peak, so the bundled models do not use it by default. Only the horizontal mirror is used: the
-other flips and rotations of image-restoration self-ensembles (Lim et al. 2017, EDSR+) turn a
-face upside down, which the generator never saw.
+1,125 test faces; docs/models.md). It costs a second forward pass and changes no weight. On
+inpainting it lowered the judge's cosine (eyes: −0.0007, paired), and on SR it raised the
+outputs' period-2 spectral peak, so the bundled models do not use it by default. Only the
+horizontal mirror is used: the other flips and rotations of image-restoration self-ensembles
+(Lim et al. 2017, EDSR+) turn a face upside down, which the generator never saw.
 
 Every input is flipped: the masked face and its hole for inpainting, the small face for
 super-resolution. The recipe key ``model.mirror_ensemble`` turns it on for evaluation,
