@@ -142,6 +142,7 @@ def evaluate(
     console=None,
     references: bool = True,
     mirror: bool | None = None,
+    reference_cache: bool = True,
     **options,
 ) -> Evaluation:
     """Score a checkpoint and write its CSV, JSON and grid; returns the :class:`Evaluation`.
@@ -150,6 +151,8 @@ def evaluate(
     resolution, which refuses a checkpoint of another scale); an option of another task is
     refused. ``references=False`` skips the no-model rows (``ablate`` does not print them).
     ``mirror`` True/False overrides the recipe's ``model.mirror_ensemble`` (mirror self-ensemble).
+    ``reference_cache`` reuses the reference rows scored before on the same batches by the same
+    code and networks (:mod:`facegan.reference_cache`); False neither reads nor writes them.
     """
     from facegan import metrics
     from facegan.engines.checkpoint import build_eval_generator
@@ -176,6 +179,12 @@ def evaluate(
     gen = build_eval_generator(ckpt, dev, mirror)
     mirror = isinstance(gen, MirrorEnsemble)
     refs = task.references if references else ()
+    ref_keys = tuple(r.key for r in refs)
+    cache = None
+    if refs and reference_cache:
+        from facegan.reference_cache import ReferenceCache, scorer_digest
+
+        cache = ReferenceCache(scorer_digest(recipe.task, ref_keys, dev, id_net, judge_net))
 
     rows: dict[str, dict[str, list[np.ndarray]]] = {"model": {}, **{r.key: {} for r in refs}}
     first_grid = None
@@ -186,17 +195,23 @@ def evaluate(
             with torch.no_grad():
                 raw, result = task.run(gen, batch)
                 outputs = {"model": result}
-                if refs:
+                scored = cache.get(batch, ref_keys, stop - start) if cache is not None else None
+                if refs and scored is None:
                     outputs.update(task.reference_outputs(batch))
                 target_emb = id_net(batch.target)
                 gt_u8 = metrics.to_uint8(batch.target)
-                for name in rows:
+                scored = dict(scored or {})
+                for name in outputs:
                     images_out = outputs[name]
                     per = task.score(metrics.to_uint8(images_out), gt_u8, batch)
                     per["id_cos"] = np.asarray(metrics.identity_cosine(id_net(images_out), target_emb), dtype=np.float64)
                     if judge_net is not None:
                         per.update(judge_net.score(images_out, batch.target))
-                    for key, value in per.items():
+                    scored[name] = per
+                if cache is not None and len(outputs) > 1:
+                    cache.put(batch, {k: scored[k] for k in ref_keys})
+                for name in rows:
+                    for key, value in scored[name].items():
                         rows[name].setdefault(key, []).append(value)
             if first_grid is None:
                 k = min(8, stop - start)
@@ -231,6 +246,9 @@ def evaluate(
         "per_image_csv": str(csv_path),
         "conventions": metrics.METRIC_CONVENTIONS,
     }
+    if cache is not None:
+        summary["reference_cache"] = {"folder": str(cache.folder), "batches_reused": cache.hits,
+                                      "batches_scored": cache.misses}
     if refs:
         summary["reference"] = {"name": refs[0].name, "metrics": {k: e.mean for k, e in estimates[refs[0].key].items()}}
         summary["references"] = {
@@ -260,6 +278,13 @@ def evaluate(
             console.print(paired_table("model − reference, paired over the same images",
                                        [(f"model − {r.key}", paired[r.key]) for r in refs], columns,
                                        caption=PAIRED_CAPTION))
+        if cache is not None:
+            from rich.markup import escape
+
+            console.print(f"reference rows: {cache.hits} of {cache.hits + cache.misses} batches reused from "
+                          f"{escape(str(cache.folder))} (--rescore-references to score them again)")
+            if cache.write_error:
+                console.print(f"[yellow]reference cache not written:[/] {escape(cache.write_error)}")
         console.print(f"per-image CSV: {csv_path}\ngrid: {target_dir / (stem + '.png')}")
     return Evaluation(summary, list(faces.files[:n]), list(faces.identities[:n]), values, per_image)
 

@@ -62,6 +62,10 @@ class Judge(Protocol):
         """Per-image ``judge_cos`` and ``judge_verified`` of ``images`` against ``targets``."""
         ...
 
+    def fingerprint(self) -> str:
+        """A digest of what its scores depend on (model files or weights), for caching them."""
+        ...
+
 
 class JudgeUnavailable(FaceganError):
     """The judge's optional packages are not installed (one line that says what to install)."""
@@ -155,6 +159,10 @@ class DlibJudge:
         """dlib's ``(shape_predictor, face_recognition_model_v1)`` this judge uses."""
         return _dlib_models(*self._paths)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the shape predictor's and the descriptor network's files."""
+        return ",".join(_file_sha256(p) for p in self._paths)
+
     def descriptors(self, images: Tensor) -> np.ndarray:
         """``(B, 128)`` float64 descriptors of ``(B, 3, S, S)`` aligned faces in [-1, 1]."""
         return self._describe(self._faces(images))
@@ -203,6 +211,14 @@ class DlibJudge:
             for i, desc in zip(missing, self._describe(faces[missing])):
                 self._targets[keys[i]] = desc
         return np.stack([self._targets[key] for key in keys])
+
+
+@functools.lru_cache(maxsize=None)
+def _file_sha256(path: str) -> str:
+    """SHA-256 of a file, computed once per process and path."""
+    from facegan.weights import sha256_file
+
+    return sha256_file(Path(path))
 
 
 @functools.lru_cache(maxsize=None)
@@ -259,6 +275,12 @@ class NetworkJudge:
     def __init__(self, net) -> None:
         self.net = net
         self.name = net.name
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the network's weights and buffers."""
+        from facegan.engines.run_state import weights_digest
+
+        return weights_digest([self.net], buffers=True)
 
     @torch.no_grad()
     def score(self, images: Tensor, targets: Tensor) -> dict[str, np.ndarray]:

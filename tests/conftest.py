@@ -15,6 +15,20 @@ import pytest
 from helpers import SHARED, tiny_recipe
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory):
+    """facegan's cache (eval's reference rows) in a folder of this session, not the user's."""
+    import os
+
+    before = os.environ.get("FACEGAN_CACHE_DIR")
+    os.environ["FACEGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("facegan-cache"))
+    yield
+    if before is None:
+        os.environ.pop("FACEGAN_CACHE_DIR", None)
+    else:
+        os.environ["FACEGAN_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not (SHARED / "data" / "faces" / "fixtures").is_dir():

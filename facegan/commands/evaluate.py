@@ -45,6 +45,11 @@ def eval_(
     judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan\\[judge]'), or an identity network not used in training (mobilefacenet, facenet-vggface2, facenet-casia)."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Score only the first N images (N >= 1)."),
     mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help=MIRROR_HELP, show_default=False),
+    rescore_references: bool = typer.Option(
+        False, "--rescore-references",
+        help="Score the reference rows (grey hole, biharmonic, bicubic) afresh. By default eval reuses "
+             "those scored before on the same batches by the same facegan code and networks, kept in "
+             "$FACEGAN_CACHE_DIR or ~/.cache/facegan (eval-references/); with this flag it neither reads nor writes them."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSV/JSON/grid \\[default: <run>/eval]."),
 ) -> None:
@@ -55,4 +60,4 @@ def eval_(
     options = {k: v for k, v in vars(TaskOptions(mask=mask, scale=scale)).items() if v is not None}
     evaluate(run, data=data, split=split, json_out=json_out, identity_net=identity_net,
              device=device, max_images=max_images, out_dir=out, judge=judge_net if judge else None,
-             console=_console(), mirror=mirror, **options)
+             console=_console(), mirror=mirror, reference_cache=not rescore_references, **options)

@@ -107,17 +107,22 @@ def load_init_weights(recipe: Recipe, task: str, generator: nn.Module, ema: EMA 
         {"source": str(source), "recipe": stored.model_dump(mode="json"), "steps": ckpt.get("step")}]
 
 
-def weights_digest(modules) -> str:
+def weights_digest(modules, buffers: bool = False) -> str:
     """SHA-256 of the modules' parameters, in order: equal digests mean bit-identical weights.
-    (Buffers such as BatchNorm statistics are left out: under DDP each process updates them
-    from its own slice of the batch, and rank 0's are the ones broadcast and saved.)"""
+    (Buffers such as BatchNorm statistics are left out unless ``buffers``: under DDP each
+    process updates them from its own slice of the batch, and rank 0's are the ones broadcast
+    and saved. A frozen network's buffers change its outputs: include them to key its results.)"""
     import hashlib
+    import itertools
 
     sha = hashlib.sha256()
     for module in modules:
-        for key, value in module.named_parameters():
+        named = module.named_parameters()
+        if buffers:
+            named = itertools.chain(named, module.named_buffers())
+        for key, value in named:
             sha.update(key.encode())
-            sha.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+            sha.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
                        if value.numel() else b"")
     return sha.hexdigest()
 
