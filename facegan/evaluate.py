@@ -195,21 +195,24 @@ def evaluate(
             with torch.no_grad():
                 raw, result = task.run(gen, batch)
                 outputs = {"model": result}
-                scored = cache.get(batch, ref_keys, stop - start) if cache is not None else None
-                if refs and scored is None:
+                cached = cache_file = None
+                if cache is not None:
+                    cache_file = cache.file_for(batch)
+                    cached = cache.get(cache_file, ref_keys, stop - start)
+                if refs and cached is None:
                     outputs.update(task.reference_outputs(batch))
                 target_emb = id_net(batch.target)
                 gt_u8 = metrics.to_uint8(batch.target)
-                scored = dict(scored or {})
-                for name in outputs:
-                    images_out = outputs[name]
+                scored = {}
+                for name, images_out in outputs.items():
                     per = task.score(metrics.to_uint8(images_out), gt_u8, batch)
                     per["id_cos"] = np.asarray(metrics.identity_cosine(id_net(images_out), target_emb), dtype=np.float64)
                     if judge_net is not None:
                         per.update(judge_net.score(images_out, batch.target))
                     scored[name] = per
-                if cache is not None and len(outputs) > 1:
-                    cache.put(batch, {k: scored[k] for k in ref_keys})
+                if cache is not None and cached is None:
+                    cache.put(cache_file, {k: scored[k] for k in ref_keys})
+                scored.update(cached or {})
                 for name in rows:
                     for key, value in scored[name].items():
                         rows[name].setdefault(key, []).append(value)

@@ -121,10 +121,15 @@ def weights_digest(modules, buffers: bool = False) -> str:
         if buffers:
             named = itertools.chain(named, module.named_buffers())
         for key, value in named:
-            sha.update(key.encode())
-            sha.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-                       if value.numel() else b"")
+            hash_tensor(sha, key, value)
     return sha.hexdigest()
+
+
+def hash_tensor(sha, label: str, value: torch.Tensor) -> None:
+    """Feed ``label`` and ``value``'s bytes (any dtype or shape, on any device) to the hash ``sha``."""
+    sha.update(label.encode())
+    value = value.detach().cpu().contiguous()
+    sha.update(value.reshape(-1).view(torch.uint8).numpy().tobytes() if value.numel() else b"")
 
 
 def agreed_weights_digest(modules, world: int, step: int) -> str:
