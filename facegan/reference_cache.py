@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facegan.engines.run_state import hash_tensor, weights_digest
+
 #: Folder under the cache root.
 SUBDIR = "eval-references"
 
@@ -81,8 +83,6 @@ def _versions() -> str:
 def scorer_digest(task_name: str, reference_keys: tuple[str, ...], device: torch.device | str,
                   id_net: torch.nn.Module, judge=None) -> str:
     """Digest of everything besides the batch that the reference rows' metrics depend on."""
-    from facegan.engines.run_state import weights_digest
-
     parts = [
         f"task {task_name}; references {','.join(reference_keys)}",
         f"device {torch.device(device).type}",
@@ -97,8 +97,6 @@ def scorer_digest(task_name: str, reference_keys: tuple[str, ...], device: torch
 def batch_digest(batch) -> str:
     """Digest of every tensor of an evaluation batch (a task's batch dataclass): field name,
     dtype, shape and bytes."""
-    from facegan.engines.run_state import hash_tensor
-
     sha = hashlib.sha256()
     tensors: list[tuple[str, torch.Tensor]] = []
     for f in fields(batch) if is_dataclass(batch) else ():
