@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegan.bundled import MODELS_DIR, find_model, set_eval, write_bundle
-from facegan.engines.checkpoint import load_checkpoint
-from facegan.evaluate import evaluate
-from facegan.report import paired_text
+from facegan.checkpoints.bundle_writer import set_eval, write_bundle
+from facegan.checkpoints.bundled import MODELS_DIR, find_model
+from facegan.checkpoints.checkpoint import Checkpoint
+from facegan.core.report import paired_text
+from facegan.scoring.evaluate import evaluate
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
 
     if args.cmd == "table":
-        from facegan.bundled import list_models
+        from facegan.checkpoints.bundled import list_models
 
         for model in list_models():
             if not args.names or model.name in args.names:
@@ -52,7 +53,7 @@ def main() -> None:
         return
 
     if args.cmd == "pack":
-        model = write_bundle(load_checkpoint(args.run), args.name, Path(args.dir), args.training_data, args.licence,
+        model = write_bundle(Checkpoint.load(args.run), args.name, Path(args.dir), args.training_data, args.licence,
                              args.notes, fp16=not args.fp32)
         speed = training_speed(Path(args.run) / "log.jsonl")
         if speed:
@@ -106,7 +107,7 @@ def markdown_scores(card: dict) -> str:
     """The card's eval table in Markdown: one row for the model and one per reference, per setting."""
     from dataclasses import replace
 
-    from facegan import metric_info as mi
+    from facegan.metrics import info as mi
 
     # (metric, whether its cell shows the 95% CI): the headline metric does
     if card["task"] == "inpaint":
@@ -142,7 +143,7 @@ def markdown_scores(card: dict) -> str:
 def set_card_field(model, key: str, value) -> None:
     import json
 
-    from facegan.atomic import atomic_write_bytes
+    from facegan.core.atomic import atomic_write_bytes
 
     card = dict(model.card)
     card[key] = value

@@ -58,7 +58,7 @@ def smoke(task: str, steps: int) -> dict:
 
 def synthetic_data(n: int) -> Path:
     """A synthetic CelebA-format tree of ``n`` faces, packed at 128 px (offline, no downloads)."""
-    from facegan.bench_prepare import make_synthetic_celeba
+    from facegan.bench.prepare import make_synthetic_celeba
 
     out = WORK / f"synthetic-{n}"
     if not (out / "meta.json").is_file():
@@ -82,13 +82,13 @@ def bench(recipe: str, data: Path, steps: int, warmup: int, extra: list[str]) ->
 
 
 def latency(task: str, repeats: int) -> dict:
-    """Milliseconds per aligned face through Restorer.restore, at batch 1 and 32."""
+    """Milliseconds per aligned face through TorchRestorer.restore, at batch 1 and 32."""
     import numpy as np
     import torch
 
-    from facegan.restore import Restorer
+    from facegan.restoring.torch_restorer import TorchRestorer
 
-    restorer = Restorer.find(task, WORK / f"smoke_{task}", device="auto")
+    restorer = TorchRestorer.find(task, WORK / f"smoke_{task}", device="auto")
     s, size = restorer.input_size, restorer.size
     out = {}
     for batch in (1, 32):

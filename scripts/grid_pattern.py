@@ -17,16 +17,15 @@ import argparse
 import numpy as np
 import torch
 
-from facegan import metrics
-from facegan.engines.checkpoint import build_eval_generator
-from facegan.errors import FaceganError
-from facegan.evaluate import eval_batches, eval_inputs
+from facegan.core.errors import FaceganError
+from facegan.metrics import quality as metrics
+from facegan.scoring.inputs import eval_batches, eval_inputs
 
 
 def measure(model: str, data: str | None, max_images: int, periods: list[int], **options) -> dict[str, dict[int, float]]:
     """{row: {period: peak ratio}} for the model's raw output and result, each reference and the ground truth."""
     inputs = eval_inputs(model, data, max_images=max_images, **options)
-    task, gen = inputs.task, build_eval_generator(inputs.ckpt, "cpu")
+    task, gen = inputs.task, inputs.ckpt.build_generator("cpu")
     rows: dict[str, list[np.ndarray]] = {}
     for _, _, batch in eval_batches(inputs):
         with torch.no_grad():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SHARED, tiny_recipe
+from helpers import REPO, SHARED, tiny_recipe
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -69,10 +69,26 @@ def sample_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(sample_data, tmp_path_factory) -> Path:
     """A 6-step inpainting run on the sample faces (checkpoints at steps 3 and 6)."""
-    from facegan.engines.training import train
+    from facegan.training.train import train
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train(tiny_recipe(sample_data), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_sr(sample_data, tmp_path_factory) -> Path:
+    """A 2-step x4 super-resolution run on the sample faces, shared by every test that needs a
+    trained SR checkpoint but not a trained-looking one (export, restore, paste-back)."""
+    from facegan.tasks.recipes import load_recipe
+    from facegan.training.train import train
+
+    recipe = load_recipe(REPO / "recipes" / "quickstart_sr.yaml", [
+        "data.size=64", "model.width=8", "model.d_width=8", "model.num_blocks=1", "model.d_head=16", "train.batch=4",
+        "train.steps=2", "train.warmup_steps=0", "train.log_every=1", "train.sample_every=2",
+        "train.checkpoint_every=2", f"data.path={sample_data}"])
+    out = tmp_path_factory.mktemp("runs") / "tiny_sr"
+    train(recipe, out)
     return out
 
 

@@ -27,7 +27,7 @@ TINY = [
 
 
 def tiny_recipe(data: Path, *extra: str):
-    from facegan.recipe import load_recipe
+    from facegan.tasks.recipes import load_recipe
 
     return load_recipe(REPO / "recipes" / "quickstart_inpaint.yaml", [*TINY, f"data.path={data}", *extra])
 
@@ -37,3 +37,10 @@ def recording_console(width: int = 200):
     from rich.console import Console
 
     return Console(file=io.StringIO(), width=width, force_terminal=False)
+
+
+def train_state(path):
+    """The whole training state (a dict) in a checkpoint file or a run folder's last.pt."""
+    from facegan.checkpoints.format import read_checkpoint, resolve_checkpoint
+
+    return read_checkpoint(resolve_checkpoint(path))

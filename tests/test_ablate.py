@@ -10,13 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, TINY
 from typer.testing import CliRunner
 
-from facegan.ablate import RunScores, summarize
-from facegan.ablation_spec import load_study, run_overrides, run_recipe
 from facegan.cli import app
-from facegan.errors import FaceganError
+from facegan.core.errors import FaceganError
+from facegan.study.result import RunScores
+from facegan.study.run import summarize
+from facegan.study.spec import load_study, run_overrides, run_recipe
+
+from helpers import REPO, TINY
 
 runner = CliRunner()
 SPECS = sorted((REPO / "recipes").glob("ablate_*.yaml"))

@@ -1,4 +1,4 @@
-"""facegan.atomic: whole files or none, and the mode a plain open() would give."""
+"""facegan.core.atomic: whole files or none, and the mode a plain open() would give."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from facegan import atomic
-from facegan.engines.checkpoint import atomic_torch_save
+from facegan.checkpoints.format import atomic_torch_save
+from facegan.core import atomic
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from facegan.cli import app
 from facegan.data.prepare import SAMPLE_DIR
+
 from helpers import REPO
 
 runner = CliRunner()
@@ -251,6 +252,114 @@ CASES = [
 ]
 
 
+# ---- round two: YAML bombs, odd files and outputs, huge photos ------------------------------
+
+
+def _alias_bomb(levels: int = 9, fan: int = 10) -> str:
+    """Thirty lines that stand for fan**levels values once their aliases are expanded."""
+    lines = ["a0: &a0 [" + ", ".join(["x"] * fan) + "]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * fan) + "]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + f"\ndescription: *a{levels}\n"
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _fifo(ws: Workspace, name: str) -> str:
+    path = ws.case / name
+    os.mkfifo(path)
+    return str(path)
+
+
+def _loop(ws: Workspace, name: str) -> str:
+    a, b = ws.case / name, ws.case / f"{name}.other"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    return str(a)
+
+
+def _without_last(ws: Workspace) -> Path:
+    run = _run_copy(ws)
+    (run / "checkpoints" / "last.pt").unlink()
+    return run
+
+
+def _panorama(ws: Workspace) -> Path:
+    pano = Image.new("RGB", (8000, 300), (128, 128, 128))
+    pano.paste(_face().resize((210, 280)), (5000, 10))
+    return ws.image("panorama.png", pano)
+
+
+def _small_face_in_a_big_photo(ws: Workspace) -> Path:
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray((rng.random((3000, 4000, 3)) * 60 + 100).astype(np.uint8))
+    photo.paste(_face().resize((120, 160), Image.Resampling.LANCZOS), (2500, 1800))
+    return ws.image("big.jpg", photo, quality=92)
+
+
+def _export(ws: Workspace, *extra: str) -> list[str]:
+    return ["export", str(ws.run), "--format", "onnx", *extra]
+
+
+def _bundled_weights(name: str) -> str:
+    from facegan.checkpoints.bundled import MODELS_DIR
+
+    return str(MODELS_DIR / f"{name}.safetensors")
+
+
+ROUND_TWO = [
+    # S3, M1: YAML that would expand without bound or nest too deep; values quoted short (L4)
+    Case("train-yaml-alias-bomb", lambda ws: _train(ws, _recipe(ws, "task: inpaint\n" + _alias_bomb())), 2, "refused: it expands to more than 100,000 values"),
+    Case("train-yaml-recursive-alias", lambda ws: _train(ws, _recipe(ws, "task: inpaint\nx: &a [1, *a]\n")), 2, "recursive YAML alias"),
+    Case("train-yaml-nested-600", lambda ws: _train(ws, _recipe(ws, "task: inpaint\nx: " + _nested(600) + "\n")), 2, "nests more than 64 levels"),
+    Case("train-yaml-nested-300", lambda ws: _train(ws, _recipe(ws, "task: inpaint\nx: " + _nested(300) + "\n")), 2, "nests more than 64 levels"),
+    Case("train-set-alias-bomb", lambda ws: _train(ws, _recipe(ws, _base_recipe(ws)), "--set", "description=[&a [x,x,x,x,x,x,x,x,x,x], " + ", ".join(f"&b{i} [" + ",".join([f"*{'a' if i == 0 else f'b{i - 1}'}"] * 10) + "]" for i in range(9)) + "]"), 2, "--set 'description': refused"),
+    Case("train-set-nested-600", lambda ws: _train(ws, _recipe(ws, _base_recipe(ws)), "--set", "description=" + _nested(600)), 2, "nests more than 64 levels"),
+    Case("ablate-spec-alias-bomb", lambda ws: ["ablate", str(ws.file("spec.yaml", ("base: x.yaml\n" + _alias_bomb()).encode())), "--dry-run"], 2, "refused: it expands"),
+    # L4: recipe files that are not what they seem
+    Case("train-recipe-utf16", lambda ws: ["train", str(ws.file("utf16.yaml", _base_recipe(ws).encode("utf-16"))), "--dry-run"], 0, "task: inpaint"),
+    Case("train-recipe-latin1", lambda ws: _train(ws, str(ws.file("latin1.yaml", ("description: caf\u00e9\n" + _base_recipe(ws)).encode("latin-1")))), 2, "not UTF-8 text"),
+    Case("train-recipe-dev-zero", lambda ws: _train(ws, "/dev/zero"), 2, "is not a regular file"),
+    Case("train-recipe-fifo", lambda ws: _train(ws, _fifo(ws, "recipe.yaml")), 2, "is not a regular file"),
+    Case("train-recipe-symlink-loop", lambda ws: _train(ws, _loop(ws, "loop.yaml")), 2, "is a symbolic link loop"),
+    Case("train-recipe-too-big", lambda ws: _train(ws, str(ws.file("big.yaml", b"# " + b"x" * (2 << 20) + b"\n"))), 2, "MiB; a recipe is a small YAML text file"),
+    Case("train-recipe-empty", lambda ws: _train(ws, str(ws.file("empty.yaml", b""))), 2, "task: required key is missing"),
+    Case("train-recipe-a-list", lambda ws: _train(ws, str(ws.file("list.yaml", b"- task\n- inpaint\n"))), 2, "a recipe is a YAML mapping"),
+    Case("train-recipe-binary", lambda ws: _train(ws, str(ws.file("binary.yaml", bytes(range(256)) * 4))), 2, ""),
+    Case("train-error-quotes-a-huge-value-short", lambda ws: _train(ws, _recipe(ws, _base_recipe(ws)), "--set", "train.batch=" + "[" + ",".join(["[1,2,3]"] * 3000) + "]"), 2, "train.batch"),
+    # M2: a run whose last.pt is gone offers its newest intact checkpoint
+    Case("train-resume-without-last", lambda ws: ["train", str(_without_last(ws)), "--resume"], 2, "newest intact checkpoint is"),
+    # L3: one image has no interval; the JSON stays strict
+    Case("eval-max-images-1", lambda ws: _eval(ws, ws.run, "--max-images", "1"), 0, "no confidence interval"),
+    Case("eval-json-to-dev-null", lambda ws: _eval(ws, ws.run, "--max-images", "2", "--json", os.devnull), 0, "per-image CSV"),
+    # L4: a bundled model's weights file by path is the bundled model
+    Case("eval-bundled-safetensors-by-path", lambda ws: _eval(ws, _bundled_weights("inpaint-128"), "--data", str(ws.data)), 2, "trained at 128px"),
+    Case("eval-foreign-safetensors", lambda ws: _eval(ws, ws.file("w.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")), 2, "not a facegan bundled model"),
+    # S1, M3, M5: export never replaces its source, checks its output and opset first
+    Case("export-over-its-source", lambda ws: _export(ws, "--format", "torchscript", "--out", str(ws.run / "checkpoints" / "last.pt")), 2, "is the source"),
+    Case("export-into-the-runs-checkpoints", lambda ws: _export(ws, "--out", str(ws.run / "checkpoints" / "model.onnx")), 2, "a file of the run"),
+    Case("export-over-a-file-of-the-run", lambda ws: _export(ws, "--out", str(ws.run / "log.jsonl")), 2, "a file of the run"),
+    Case("export-over-an-existing-file", lambda ws: _export(ws, "--out", str(ws.file("taken.onnx", b"mine"))), 2, "already exists; pass --force"),
+    Case("export-out-is-a-folder", lambda ws: _export(ws, "--out", str(ws.case)), 2, "is a folder"),
+    Case("export-opset-3", lambda ws: _export(ws, "--opset", "3", "--out", ws.out() + ".onnx"), 2, "--opset 3: choose an ONNX opset from 18"),
+    Case("export-opset-999", lambda ws: _export(ws, "--opset", "999", "--out", ws.out() + ".onnx"), 2, "--opset 999"),
+    Case("export-opset-negative", lambda ws: _export(ws, "--opset", "-1", "--out", ws.out() + ".onnx"), 2, "--opset -1"),
+    Case("export-unknown-format", lambda ws: _export(ws, "--format", "tflite"), 2, "is not one of"),
+    # M4, M6, M7, L4: photos that are huge, thin, small-faced or not there
+    Case("restore-sr-output-over-the-cap", lambda ws: ["restore", str(ws.image("wide.png", Image.new("RGB", (1500, 1000)))), "--task", "sr", "--checkpoint", "sr8-128", "--out", ws.out()], 2, "over --max-megapixels 64"),
+    Case("restore-max-megapixels-zero", lambda ws: _restore(ws, FACE, "--max-megapixels", "0"), 2, "--max-megapixels must be above 0"),
+    Case("restore-panorama-without-a-face", lambda ws: _restore(ws, ws.image("pano.png", Image.new("RGB", (8000, 300), "white"))), 3, "no face found"),
+    Case("restore-panorama-with-a-face", lambda ws: _restore(ws, _panorama(ws)), 0, "1 of 1 photo(s) restored"),
+    Case("restore-small-face-in-a-12mp-photo", lambda ws: _restore(ws, _small_face_in_a_big_photo(ws)), 0, "1 of 1 photo(s) restored"),
+    Case("restore-symlink-loop", lambda ws: _restore(ws, _loop(ws, "loop.jpg")), 2, "is a symbolic link loop"),
+    Case("restore-unknown-backend", lambda ws: _restore(ws, FACE, "--backend", "tensorrt"), 2, "is not one of"),
+    # L5: prepare folder says what it packed
+    Case("prepare-folder-duplicates", lambda ws: ["prepare", "folder", str(_photos_folder(ws, {"alice/1.jpg": FACE.read_bytes(), "bob/2.jpg": FACE.read_bytes()})), "--out", ws.out(), "--size", "64", "--workers", "1"], 0, "1 byte-identical copy skipped"),
+    Case("prepare-folder-faces-per-photo", lambda ws: ["prepare", "folder", str(_photos_folder(ws, {"a.jpg": FACE.read_bytes()})), "--out", ws.out(), "--size", "64", "--workers", "1", "--all-faces"], 0, "faces kept per photo: 1 face: 1 photo"),
+]
+
+
 def _png(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG")
@@ -275,10 +384,11 @@ def run(tiny_run, tmp_path_factory) -> Path:
 
 
 def test_the_corpus_is_big_enough():
-    assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
+    cases = CASES + ROUND_TWO
+    assert len(cases) >= 100 and len({c.id for c in cases}) == len(cases)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", CASES + ROUND_TWO, ids=[c.id for c in CASES + ROUND_TWO])
 def test_bad_input(case: Case, run: Path, sample_data: Path, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ws = Workspace(run=run, data=sample_data, case=tmp_path / "case")
@@ -297,5 +407,6 @@ def test_bad_input(case: Case, run: Path, sample_data: Path, tmp_path: Path, mon
         assert {k: after[k] for k in before} == before  # new outputs only; nothing that existed changed
         return
     assert len(errors) == 1, output
+    assert len(errors[0]) < 600, f"an error line of {len(errors[0]):,} characters"  # user values quoted short
     assert case.message in " ".join(output.split()), output
     assert after == before, "a refused command changed files"

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from facegan.bench_prepare import BenchRow, bench_prepare, make_synthetic_celeba, projection
+from facegan.bench.prepare import BenchRow, bench_prepare, make_synthetic_celeba, projection
 from facegan.cli import app
 from facegan.data.celeba import scan_celeba
 from facegan.data.packed import PackedDataset

@@ -11,10 +11,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from facegan import bundled
+from facegan.checkpoints import bundled
+from facegan.checkpoints.checkpoint import Checkpoint
 from facegan.cli import app
+from facegan.core.errors import FaceganError
 from facegan.data.prepare import SAMPLE_DIR
-from facegan.errors import FaceganError
 
 runner = CliRunner()
 MODELS = bundled.list_models()
@@ -37,8 +38,8 @@ def test_a_bundled_model_loads_safely_and_is_checked(name, tmp_path, monkeypatch
     card = model.card
     for key in ("task", "size", "template", "recipe", "training_data", "steps", "licence", "sha256", "eval"):
         assert key in card, key
-    ckpt = bundled.load_bundled(model)
-    assert ckpt["task"] == card["task"] and all(v.dtype == torch.float32 for v in ckpt["ema"].values() if v.is_floating_point())
+    ckpt = Checkpoint.from_bundled(model)
+    assert ckpt.task_name == card["task"] and all(v.dtype == torch.float32 for v in ckpt.weights.values() if v.is_floating_point())
     bad = tmp_path / "models"
     bad.mkdir()
     shutil.copy(model.weights.with_suffix(".json"), bad)
@@ -47,12 +48,14 @@ def test_a_bundled_model_loads_safely_and_is_checked(name, tmp_path, monkeypatch
     (bad / model.weights.name).write_bytes(bytes(data))
     broken = bundled.find_model(name, bad)
     with pytest.raises(FaceganError, match="is corrupted.*reinstall"):
-        bundled.load_bundled(broken)
+        Checkpoint.from_bundled(broken)
 
 
 def _sample_faces(task, n: int = 4):
     """Four bundled sample photos, detected and aligned at the model's size (the real pipeline)."""
-    from facegan.faces import align_face, find_faces, load_photo
+    from facegan.faces.align import align_face
+    from facegan.faces.detect import find_faces
+    from facegan.faces.images import load_photo
 
     faces = []
     for path in sorted((SAMPLE_DIR / "deepface").glob("*.jpg")):
@@ -69,12 +72,12 @@ def _sample_faces(task, n: int = 4):
 def test_the_shipped_weights_beat_their_reference_on_sample_faces(name):
     """A fast check that the file holds the trained weights: on 4 bundled sample faces, the
     model's output scores above its no-model reference row (biharmonic fill; bicubic)."""
-    from facegan import metrics
     from facegan.data.loader import to_model_range
-    from facegan.geometry import template_points
-    from facegan.restore import Restorer
+    from facegan.faces.geometry import template_points
+    from facegan.metrics import quality as metrics
+    from facegan.restoring.torch_restorer import TorchRestorer
 
-    restorer = Restorer(bundled.load_bundled(bundled.find_model(name)), "cpu")
+    restorer = TorchRestorer(Checkpoint.from_bundled(name), "cpu")
     task = restorer.task
     gt = _sample_faces(task)
     images = to_model_range(torch.from_numpy(gt))
@@ -115,17 +118,17 @@ def test_models_lists_them():
 
 
 def test_write_and_load_a_bundle_round_trip(tiny_run, tmp_path):
-    from facegan.engines.checkpoint import load_checkpoint
+    from facegan.checkpoints.bundle_writer import write_bundle
 
-    ckpt = load_checkpoint(tiny_run)
-    model = bundled.write_bundle(ckpt, "tiny-64", tmp_path, "the bundled sample faces", "test only")
-    back = bundled.load_bundled(bundled.find_model("tiny-64", tmp_path))
-    for k, v in ckpt["ema"].items():
+    ckpt = Checkpoint.load(tiny_run)
+    model = write_bundle(ckpt, "tiny-64", tmp_path, "the bundled sample faces", "test only")
+    back = Checkpoint.from_bundled(bundled.find_model("tiny-64", tmp_path))
+    for k, v in ckpt.weights.items():
         if not v.is_floating_point():  # integer buffers (BatchNorm's step counter) travel as they are
-            assert torch.equal(back["ema"][k], v)
+            assert torch.equal(back.weights[k], v)
             continue
-        assert torch.allclose(back["ema"][k], v.float(), atol=1e-3 * max(1.0, float(v.abs().max())))
-    assert back["recipe"] == ckpt["recipe"] and model.card["dtype"] == "float16"
+        assert torch.allclose(back.weights[k], v.float(), atol=1e-3 * max(1.0, float(v.abs().max())))
+    assert back.stored_recipe == ckpt.stored_recipe and model.card["dtype"] == "float16"
     assert bundled.default_model("inpaint", folder=tmp_path).name == "tiny-64"
     assert bundled.default_model("sr", folder=tmp_path) is None
 
@@ -142,7 +145,9 @@ def test_a_scored_card_keeps_the_paired_differences_and_the_table_shows_them(tmp
                           "judge_verified": {"diff": 0.044, "lo": 0.020, "hi": 0.070, "p": 0.0003, "n": 1125}}}
     summary = {"metrics": metrics, "ci95": ci, "n_images": 1125, "paired": paired, "per_image_csv": "x.csv",
                "references": {"bicubic": {"name": "bicubic", "metrics": metrics, "ci95": ci}}}
-    bundled.set_eval(model, "x8", summary)
+    from facegan.checkpoints.bundle_writer import set_eval
+
+    set_eval(model, "x8", summary)
     card = bundled.find_model("sr8-128", tmp_path).card
     assert card["eval"]["x8"]["paired"] == paired and "per_image_csv" not in card["eval"]["x8"]
 

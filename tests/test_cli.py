@@ -8,9 +8,10 @@ import sys
 
 from typer.testing import CliRunner
 
-from helpers import REPO, TINY
 from facegan import __version__
 from facegan.cli import app
+
+from helpers import REPO, TINY
 
 runner = CliRunner()
 

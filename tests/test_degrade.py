@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from facegan.core.errors import FaceganError
 from facegan.data import degrade
 from facegan.data.loader import to_model_range
 from facegan.data.prepare import SAMPLE_DIR
-from facegan.errors import FaceganError
-from facegan.recipe import validate_recipe
+from facegan.tasks.recipes import validate_recipe
 
 BLIND = SimpleNamespace(blur_sigma=(0.5, 2.0), noise_std=(2.0, 10.0), jpeg_quality=(30, 90))
 PLAIN = SimpleNamespace(blur_sigma=(0.0, 0.0), noise_std=(0.0, 0.0), jpeg_quality=None)

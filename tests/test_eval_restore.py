@@ -12,11 +12,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from facegan import metrics
+from facegan.checkpoints.checkpoint import Checkpoint
+from facegan.checkpoints.format import atomic_torch_save
 from facegan.cli import app
-from facegan.engines.checkpoint import atomic_torch_save, load_checkpoint
-from facegan.errors import FaceganError
-from facegan.evaluate import evaluate
+from facegan.core.errors import FaceganError
+from facegan.metrics import quality as metrics
+from facegan.scoring.evaluate import evaluate
+
+from helpers import train_state
 
 runner = CliRunner()
 
@@ -29,6 +32,10 @@ def test_eval_writes_table_json_and_csv(tiny_run, tmp_path):
     data = json.loads(out.read_text())
     assert set(data["metrics"]) == {"psnr", "ssim", "hole_l1", "hole_psnr", "id_cos"}
     assert data["n_images"] == 6 and data["mask"] == "eyes" and data["identity_net"] == "mobilefacenet"
+    # each reference appears once, under "references"
+    assert set(data["references"]) == set(data["paired"]) == {"grey", "biharmonic"}
+    assert all(set(r) == {"name", "metrics", "ci95"} for r in data["references"].values())
+    assert "reference" not in data and not {"grey", "biharmonic"} & set(data)
     with open(data["per_image_csv"]) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6
@@ -43,9 +50,7 @@ def test_eval_is_deterministic_and_matches_an_independent_computation(tiny_run, 
     assert a["metrics"] == b["metrics"]
     # Recompute PSNR of the composite by hand from the checkpoint's EMA generator.
     from facegan.data.packed import PackedDataset
-    from facegan.engines.checkpoint import build_eval_generator
-
-    gen = build_eval_generator(load_checkpoint(tiny_run))
+    gen = Checkpoint.load(tiny_run).build_generator()
     split = PackedDataset(sample_data).split("test")
     x = torch.from_numpy(np.array(split.images)).permute(0, 3, 1, 2).float() / 127.5 - 1
     m = torch.zeros(len(x), 1, 64, 64)
@@ -68,7 +73,8 @@ def test_eval_pairs_the_model_with_each_reference(tiny_run, tmp_path):
             assert abs(d["diff"] - diffs.mean()) < 1e-9, (ref, key)
             assert d["lo"] <= d["diff"] <= d["hi"] and 0 < d["p"] <= 1
         # the paired mean is the difference of the two rows' means
-        assert abs(cols["psnr"]["diff"] - (ev.summary["metrics"]["psnr"] - ev.summary[ref]["psnr"])) < 1e-9
+        ref_psnr = ev.summary["references"][ref]["metrics"]["psnr"]
+        assert abs(cols["psnr"]["diff"] - (ev.summary["metrics"]["psnr"] - ref_psnr)) < 1e-9
     # the per-image CSV carries every reference's values too, so the pairing can be redone from it
     with open(ev.summary["per_image_csv"]) as f:
         rows = list(csv.DictReader(f))
@@ -100,13 +106,12 @@ def test_eval_bad_input(tiny_run, tmp_path):
 
 
 def test_wrong_task_checkpoint_is_refused(tiny_run, tmp_path):
-    ckpt = load_checkpoint(tiny_run)
-    ckpt.pop("path")
+    ckpt = train_state(tiny_run)
     ckpt["task"] = "sr"
     other = tmp_path / "sr.pt"
     atomic_torch_save(ckpt, other)
     with pytest.raises(FaceganError, match="is a 'sr' checkpoint, not 'inpaint'"):
-        load_checkpoint(other, task="inpaint")
+        Checkpoint.load(other, task="inpaint")
     img = tmp_path / "face.png"
     Image.new("RGB", (64, 64), "gray").save(img)
     res = runner.invoke(app, ["restore", str(img), "--aligned", "--checkpoint", str(other), "--out", str(tmp_path / "o")])
@@ -167,9 +172,9 @@ def test_restore_bad_input_and_newest_run(tiny_run, sample_data, tmp_path, monke
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
     # Without --checkpoint: the newest inpainting run in ./runs, and it says so.
     monkeypatch.chdir(tmp_path)
-    import facegan.bundled
+    import facegan.checkpoints.bundled
 
-    monkeypatch.setattr(facegan.bundled, "MODELS_DIR", tmp_path / "no_models")  # no bundled fallback either
+    monkeypatch.setattr(facegan.checkpoints.bundled, "MODELS_DIR", tmp_path / "no_models")  # no bundled fallback either
     res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", "mouth", "--out", "o3"])
     assert res.exit_code == 2 and "no 'inpaint' run found in runs" in res.output
     monkeypatch.undo()

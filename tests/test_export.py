@@ -13,26 +13,16 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from facegan.checkpoints.checkpoint import Checkpoint
 from facegan.cli import app
-from facegan.engines.checkpoint import load_checkpoint
-from facegan.export import MAX_FP32_DIFF, OnnxRestorer, example_faces, export, run_file
+from facegan.restoring.export import export
+from facegan.restoring.exported_file import run_file
+from facegan.restoring.onnx_restorer import OnnxRestorer
+from facegan.restoring.parity import MAX_FP32_DIFF, example_faces
+
 from helpers import REPO
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_sr(sample_data, tmp_path_factory) -> Path:
-    from facegan.engines.training import train
-    from facegan.recipe import load_recipe
-
-    recipe = load_recipe(REPO / "recipes" / "quickstart_sr.yaml", [
-        "data.size=64", "model.width=8", "model.d_width=8", "model.num_blocks=1", "model.d_head=16", "train.batch=4",
-        "train.steps=2", "train.warmup_steps=0", "train.log_every=1", "train.sample_every=2",
-        "train.checkpoint_every=2", f"data.path={sample_data}"])
-    out = tmp_path_factory.mktemp("runs") / "tiny_sr"
-    train(recipe, out)
-    return out
 
 
 @pytest.fixture(params=["inpaint", "sr"])
@@ -42,14 +32,11 @@ def run(request, tiny_run, tiny_sr) -> Path:
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_matches_pytorch_with_a_dynamic_batch(run, fmt, tmp_path):
-    ckpt = load_checkpoint(run)
+    ckpt = Checkpoint.load(run)
     out = tmp_path / ("m.onnx" if fmt == "onnx" else "m.pt")
     result = export(ckpt, fmt, out)
     assert result.max_diff <= MAX_FP32_DIFF and out.is_file()
-    from facegan.engines.tasks import make_task
-    from facegan.recipe import validate_recipe
-
-    task = make_task(validate_recipe(ckpt["recipe"]))
+    task = ckpt.task
     faces, holes = example_faces(task, 3)
     for n in (1, 3):  # any batch size
         outputs = run_file(out, fmt, faces[:n], None if holes is None else holes[:n])
@@ -61,16 +48,17 @@ def test_export_matches_pytorch_with_a_dynamic_batch(run, fmt, tmp_path):
 def test_onnx_metadata_describes_the_contract(tiny_run, tmp_path):
     import onnx
 
-    export(load_checkpoint(tiny_run), "onnx", tmp_path / "m.onnx")
+    export(Checkpoint.load(tiny_run), "onnx", tmp_path / "m.onnx")
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
     assert meta["task"] == "inpaint" and meta["size"] == "64" and meta["scale"] == "null"
     assert {"facegan_version", "template", "recipe", "contract"} <= set(meta)
     assert "white" in meta["contract"] and "0..1" in meta["contract"]
 
 
+@pytest.mark.slow
 def test_fp16_export_reports_its_difference(tiny_run, tmp_path):
-    result = export(load_checkpoint(tiny_run), "onnx", tmp_path / "m16.onnx", fp16=True)
-    full = export(load_checkpoint(tiny_run), "onnx", tmp_path / "m32.onnx")
+    result = export(Checkpoint.load(tiny_run), "onnx", tmp_path / "m16.onnx", fp16=True)
+    full = export(Checkpoint.load(tiny_run), "onnx", tmp_path / "m32.onnx")
     assert result.fp16 and result.bytes < full.bytes and result.max_diff < 0.05
 
 
@@ -78,7 +66,7 @@ def test_cli_export_and_refusals(tiny_run, tmp_path):
     res = runner.invoke(app, ["export", str(tiny_run), "--out", str(tmp_path / "x.onnx")])
     assert res.exit_code == 0 and "parity on real faces: max |Δ|" in " ".join(res.output.split()), res.output
     res = runner.invoke(app, ["export", str(tiny_run), "--format", "tflite"])
-    assert res.exit_code == 2 and "--format 'tflite'" in res.output
+    assert res.exit_code == 2 and "'tflite' is not one of 'onnx', 'torchscript'" in res.output
     res = runner.invoke(app, ["export", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not found" in res.output
 
@@ -86,7 +74,7 @@ def test_cli_export_and_refusals(tiny_run, tmp_path):
 def test_restore_with_onnx_equals_pytorch_on_the_sample_photos(tiny_run, tmp_path):
     from facegan.data.prepare import SAMPLE_DIR
 
-    export(load_checkpoint(tiny_run), "onnx", tmp_path / "m.onnx")
+    export(Checkpoint.load(tiny_run), "onnx", tmp_path / "m.onnx")
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in ("img11.jpg", "img18.jpg", "img20.jpg"):
@@ -103,7 +91,7 @@ def test_restore_with_onnx_equals_pytorch_on_the_sample_photos(tiny_run, tmp_pat
 
 
 def test_onnx_restorer_refuses_other_files(tmp_path):
-    from facegan.errors import FaceganError
+    from facegan.core.errors import FaceganError
 
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
     with pytest.raises(FaceganError, match="not a model onnxruntime can run"):
@@ -115,7 +103,7 @@ def test_the_readme_snippet_runs_without_facegan(tiny_run, sample_data, tmp_path
     snippet = text.split("<!-- onnx-snippet -->")[1].split("<!-- /onnx-snippet -->")[0]
     code = snippet.split("```python")[1].split("```")[0]
     assert len([line for line in code.splitlines() if line.strip()]) <= 10
-    export(load_checkpoint(tiny_run), "onnx", tmp_path / "inpaint-128.onnx")
+    export(Checkpoint.load(tiny_run), "onnx", tmp_path / "inpaint-128.onnx")
     shutil.copy(sample_data / "examples" / "test_000.png", tmp_path / "face.png")
     guard = "import sys; sys.modules['facegan'] = None  # the snippet must not need facegan\n"
     res = subprocess.run([sys.executable, "-c", guard + code], cwd=tmp_path, capture_output=True, text=True,
@@ -125,12 +113,13 @@ def test_the_readme_snippet_runs_without_facegan(tiny_run, sample_data, tmp_path
     assert out.shape == (64, 64, 3)
 
 
+@pytest.mark.slow
 def test_bundled_models_export(tmp_path):
-    from facegan.bundled import list_models
+    from facegan.checkpoints.bundled import list_models
 
     models = list_models()
     if not models:
         pytest.skip("no bundled models in this checkout")
     for model in models:
-        result = export(load_checkpoint(model.name), "onnx", tmp_path / f"{model.name}.onnx")
+        result = export(Checkpoint.load(model.name), "onnx", tmp_path / f"{model.name}.onnx")
         assert result.max_diff <= MAX_FP32_DIFF, model.name

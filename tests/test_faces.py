@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegan import faces
-from facegan.errors import FaceganError
-from facegan.geometry import affine_scale, apply_affine, invert_affine, template_points
+from facegan.core.errors import FaceganError
+from facegan.faces import align
+from facegan.faces import detect as faces
+from facegan.faces import images
+from facegan.faces.geometry import affine_scale, apply_affine, invert_affine, template_points
 
-SAMPLE = Path(faces.__file__).parent / "assets" / "sample_faces"
+SAMPLE = Path(images.__file__).parents[1] / "assets" / "sample_faces"
 PHOTO = SAMPLE / "deepface" / "img11.jpg"  # 240x320, one face, light background
 #: Pupils of PHOTO, read off a 4x zoom by eye (pixel-index coordinates).
 PUPILS = np.array([[100.0, 84.0], [148.5, 98.5]])
@@ -20,7 +22,7 @@ PUPILS = np.array([[100.0, 84.0], [148.5, 98.5]])
 
 @pytest.fixture(scope="module")
 def photo() -> Image.Image:
-    return faces.load_image(PHOTO)
+    return images.load_image(PHOTO)
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +45,17 @@ def test_load_grey_palette_and_16bit(tmp_path, photo):
     photo.convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "palette.png")
     Image.fromarray(np.asarray(grey).astype(np.uint16) * 257).save(tmp_path / "grey16.png")
 
-    loaded = np.asarray(faces.load_image(tmp_path / "grey.png"))
+    loaded = np.asarray(images.load_image(tmp_path / "grey.png"))
     assert loaded.shape == (320, 240, 3)
     assert np.array_equal(loaded[..., 0], np.asarray(grey))
     assert np.array_equal(loaded[..., 0], loaded[..., 2])
 
     assert Image.open(tmp_path / "grey16.png").mode.startswith("I")
-    loaded16 = np.asarray(faces.load_image(tmp_path / "grey16.png"))
+    loaded16 = np.asarray(images.load_image(tmp_path / "grey16.png"))
     assert loaded16.dtype == np.uint8
     assert np.abs(loaded16[..., 1].astype(int) - np.asarray(grey)).max() <= 1
 
-    pal = np.asarray(faces.load_image(tmp_path / "palette.png")).astype(int)
+    pal = np.asarray(images.load_image(tmp_path / "palette.png")).astype(int)
     assert pal.shape == (320, 240, 3)
     assert np.abs(pal - np.asarray(photo)).mean() < 12
 
@@ -64,7 +66,7 @@ def test_load_rgba_composites_over_white(tmp_path, photo):
     alpha[:40, :60] = 0
     rgba.putalpha(Image.fromarray(alpha))
     rgba.save(tmp_path / "rgba.png")
-    loaded = np.asarray(faces.load_image(tmp_path / "rgba.png"))
+    loaded = np.asarray(images.load_image(tmp_path / "rgba.png"))
     assert loaded.shape == (320, 240, 3)
     assert (loaded[:40, :60] == 255).all()
     assert np.array_equal(loaded[100:, 100:], np.asarray(photo)[100:, 100:])
@@ -73,7 +75,7 @@ def test_load_rgba_composites_over_white(tmp_path, photo):
 def test_load_cmyk_jpeg(tmp_path, photo):
     photo.convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
     assert Image.open(tmp_path / "cmyk.jpg").mode == "CMYK"
-    loaded = np.asarray(faces.load_image(tmp_path / "cmyk.jpg")).astype(int)
+    loaded = np.asarray(images.load_image(tmp_path / "cmyk.jpg")).astype(int)
     assert loaded.shape == (320, 240, 3)
     assert np.abs(loaded - np.asarray(photo)).mean() < 6
 
@@ -84,7 +86,7 @@ def test_load_honours_exif_orientation(tmp_path, photo):
     exif = Image.Exif()
     exif[0x0112] = 6
     stored.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
-    loaded = np.asarray(faces.load_image(tmp_path / "rotated.jpg")).astype(int)
+    loaded = np.asarray(images.load_image(tmp_path / "rotated.jpg")).astype(int)
     assert loaded.shape == (320, 240, 3)
     assert np.abs(loaded - np.asarray(photo)).mean() < 6
 
@@ -92,15 +94,15 @@ def test_load_honours_exif_orientation(tmp_path, photo):
 def test_load_non_image_is_one_line_error(tmp_path):
     (tmp_path / "notes.jpg").write_text("not a photo\n")
     with pytest.raises(FaceganError, match=r"notes\.jpg is not an image \(") as info:
-        faces.load_image(tmp_path / "notes.jpg")
+        images.load_image(tmp_path / "notes.jpg")
     assert "\n" not in str(info.value)
 
     data = PHOTO.read_bytes()
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])
     with pytest.raises(FaceganError, match=r"cut\.jpg is not an image \(.*truncated"):
-        faces.load_image(tmp_path / "cut.jpg")
+        images.load_image(tmp_path / "cut.jpg")
     with pytest.raises(FaceganError, match="does not exist"):
-        faces.load_image(tmp_path / "missing.png")
+        images.load_image(tmp_path / "missing.png")
 
 
 # ---- detection ----------------------------------------------------------------------------
@@ -161,7 +163,7 @@ def test_align_puts_points_exactly_on_the_template(scale, angle):
     points = (target - size / 2) @ np.array([[c, -s], [s, c]]).T + scale * 70 + [13.3, 7.7]
     side = int(scale * 150)
     img = _blob_image(side, side, points, sigma=2.5 * scale)
-    aligned, m = faces.align_face(img, points, size)  # grey ndarray input
+    aligned, m = align.align_face(img, points, size)  # grey ndarray input
     assert aligned.shape == (size, size, 3) and aligned.dtype == np.uint8
     assert np.abs(apply_affine(m, points) - target).max() < 1e-6
     assert np.abs(_centroids(aligned[..., 1], target, 6) - target).max() < 0.25
@@ -169,7 +171,7 @@ def test_align_puts_points_exactly_on_the_template(scale, angle):
 
 def test_align_real_photo_landmarks(photo, face):
     size = 128
-    aligned, m = faces.align_face(photo, face.landmarks, size)
+    aligned, m = align.align_face(photo, face.landmarks, size)
     mapped = apply_affine(m, face.landmarks)
     # A least-squares fit: a real face sits within a few pixels of the template.
     assert np.linalg.norm(mapped - template_points(size), axis=1).mean() < 3.0
@@ -189,7 +191,7 @@ def test_align_tight_crop_is_reflect_padded(photo, face):
     box = face.box.round().astype(int)
     crop = photo.crop(tuple(box))
     landmarks = face.landmarks - box[:2]
-    aligned, m = faces.align_face(crop, landmarks, 128)
+    aligned, m = align.align_face(crop, landmarks, 128)
     # The square reaches well past the crop on every side...
     corners = apply_affine(invert_affine(m), [[0, 0], [127, 0], [0, 127], [127, 127]])
     assert (corners[:, 0] < 0).any() and (corners[:, 0] > crop.width).any()
@@ -217,7 +219,7 @@ def test_align_antialiases_when_shrinking():
     board = ((np.indices((900, 900)).sum(axis=0) % 2) * 255).astype(np.uint8)
     size = 64
     points = _rotated_template(size, scale=9.7, angle=0.13, offset=450.3)
-    aligned, m = faces.align_face(board, points, size)
+    aligned, m = align.align_face(board, points, size)
     assert abs(affine_scale(m) - 1 / 9.7) < 1e-9
     inner = aligned[8:-8, 8:-8].astype(float)
     assert abs(inner.mean() - 127.5) < 4
@@ -233,9 +235,9 @@ def test_align_big_upscaled_photo_matches_original(photo, face):
     texture = (np.indices(big.size[::-1]).sum(axis=0) % 2 * 2 - 1) * 20
     textured = (np.asarray(big).astype(int) + texture[..., None]).astype(np.uint8)
     big_landmarks = (face.landmarks + 0.5) * factor - 0.5
-    small_aligned, _ = faces.align_face(base, face.landmarks, 64)
+    small_aligned, _ = align.align_face(base, face.landmarks, 64)
     for image, tolerance in [(big, 1.0), (textured, 1.5)]:
-        big_aligned, m = faces.align_face(image, big_landmarks, 64)
+        big_aligned, m = align.align_face(image, big_landmarks, 64)
         assert affine_scale(m) < 0.2
         diff = np.abs(small_aligned.astype(float) - big_aligned.astype(float))
         assert diff.mean() < tolerance

@@ -11,8 +11,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from facegan.cli import app
+from facegan.core.errors import FaceganError
 from facegan.data.prepare import SAMPLE_DIR
-from facegan.errors import FaceganError
+
 from helpers import REPO, TINY, tiny_recipe
 
 runner = CliRunner()
@@ -56,7 +57,7 @@ def test_prepare_folder_names_a_photo_too_small(tmp_path):
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_finite_checkpoint(sample_data, tmp_path, monkeypatch):
-    from facegan.engines import inpaint
+    from facegan.tasks import inpaint
 
     real, calls = inpaint.hole_l1_loss, []
 
@@ -90,7 +91,7 @@ def test_a_huge_learning_rate_is_reported_not_saved(sample_data, tmp_path):
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", ".inf"])
 def test_non_finite_learning_rates_are_refused(value):
-    from facegan.recipe import load_recipe
+    from facegan.tasks.recipes import load_recipe
 
     with pytest.raises(FaceganError, match="train.lr_g"):
         load_recipe(REPO / "recipes" / "quickstart_inpaint.yaml", [f"train.lr_g={value}"])
@@ -100,8 +101,8 @@ def test_non_finite_learning_rates_are_refused(value):
 
 
 def test_a_dataset_being_written_is_locked(tmp_path):
+    from facegan.core.locks import exclusive
     from facegan.data.folder import prepare_folder
-    from facegan.locks import exclusive
 
     (tmp_path / "p").mkdir()
     Image.open(FACE).save(tmp_path / "p" / "x.jpg")
@@ -115,8 +116,8 @@ def test_a_dataset_being_written_is_locked(tmp_path):
 
 
 def test_a_run_folder_being_trained_is_locked(sample_data, tmp_path):
-    from facegan.engines.training import train
-    from facegan.locks import exclusive
+    from facegan.core.locks import exclusive
+    from facegan.training.train import train
 
     out = tmp_path / "run"
     out.mkdir()
@@ -128,7 +129,7 @@ def test_a_run_folder_being_trained_is_locked(sample_data, tmp_path):
 
 
 def test_stale_temp_files_of_dead_processes_are_removed(sample_data, tmp_path):
-    from facegan.engines.training import train
+    from facegan.training.train import train
 
     out = tmp_path / "run"
     train(tiny_recipe(sample_data, "train.steps=3"), out)
@@ -159,8 +160,9 @@ def test_a_recipe_without_data_path_says_which_default_it_uses(tmp_path, monkeyp
 
 def test_an_empty_validation_split_is_skipped_with_one_notice(tmp_path):
     from facegan.data.folder import prepare_folder
-    from facegan.engines.training import train
-    from facegan.recipe import load_recipe
+    from facegan.tasks.recipes import load_recipe
+    from facegan.training.train import train
+
     from helpers import recording_console
 
     photos = tmp_path / "p"

@@ -152,7 +152,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_sigkilled_prepare_leaves_nothing_after_its_rerun(tmp_path):
-    from facegan.bench_prepare import make_synthetic_celeba
+    from facegan.bench.prepare import make_synthetic_celeba
     from facegan.data.packed import PackedDataset
 
     root = make_synthetic_celeba(tmp_path / "celeba", 3000)
@@ -200,3 +200,155 @@ def test_two_trainings_of_one_folder(sample_data, tmp_path):
     # killed: the lock died with it
     again = subprocess.run(_train_cmd(out, sample_data, "--resume"), env=ENV, capture_output=True, text=True, timeout=300)
     assert "in use by another" not in again.stderr
+
+
+# ---- round two: full disks, odd output targets, SIGTERM ------------------------------------
+
+
+def test_a_full_disk_during_a_checkpoint_stops_in_one_line_and_resume_names_the_intact_one(sample_data, tmp_path,
+                                                                                           monkeypatch):
+    from typer.testing import CliRunner
+
+    from facegan.cli import app
+
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_fills(obj, f, *args, **kwargs):  # the 3rd file (step 6) meets a full disk
+        calls.append(1)
+        if len(calls) == 3:
+            f.write(b"\0" * 4096)
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_the_disk_fills)
+    out = tmp_path / "run"
+    sets = [*TINY, "train.steps=6", "train.checkpoint_every=3", "train.sample_every=100", f"data.path={sample_data}"]
+    res = CliRunner().invoke(app, ["train", str(RECIPE), *(f"--set={s}" for s in sets), "--out", str(out)])
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert res.exit_code == 1 and len(errors) == 1 and "Traceback" not in res.output, res.output
+    assert "no space left on device (needed about" in errors[0] and "--resume" in errors[0], errors[0]
+    ckpts = out / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["last.pt", "step_0000003.pt"]  # no temp file left
+    assert torch.load(ckpts / "last.pt", weights_only=True)["step"] == 3
+    monkeypatch.setattr(torch, "save", real_save)
+    (ckpts / "last.pt").unlink()  # e.g. lost to the full disk in an earlier version
+    res = CliRunner().invoke(app, ["train", str(out), "--resume"])
+    assert res.exit_code == 2 and "newest intact checkpoint is" in res.output and "step_0000003.pt" in res.output
+
+
+def test_outputs_follow_links_and_write_through_devices_and_pipes(tmp_path):
+    import threading
+
+    from facegan.core.atomic import WriteError, atomic_write_bytes
+
+    target = tmp_path / "target.json"
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and target.read_text() == "new"  # the link stays, its target is replaced
+    atomic_write_bytes(Path(os.devnull), b"x")
+    assert Path(os.devnull).is_char_device()  # written through, not replaced by a file
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    atomic_write_bytes(fifo, b"through the pipe")
+    reader.join(timeout=10)
+    assert got == [b"through the pipe"] and fifo.is_fifo()
+    if Path("/dev/full").exists():
+        with pytest.raises(WriteError, match="cannot write /dev/full: no space left on device"):
+            atomic_write_bytes(Path("/dev/full"), b"x" * 10000)
+        assert Path("/dev/full").is_char_device()
+    with pytest.raises(WriteError, match="it is a folder"):
+        atomic_write_bytes(tmp_path, b"x")
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_real_full_disk_says_how_much_room_the_file_needed(tmp_path):
+    from facegan.core.atomic import WriteError, atomic_write_bytes
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        (disk / "kept.bin").write_bytes(b"kept")
+        with pytest.raises(WriteError, match=r"no space left on device \(needed about [0-9.]+ MB at"):
+            atomic_write_bytes(disk / "kept.bin", b"\1" * (3 << 20))
+        assert (disk / "kept.bin").read_bytes() == b"kept" and sorted(p.name for p in disk.iterdir()) == ["kept.bin"]
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_sigterm_stops_a_training_like_ctrl_c_with_exit_143_and_no_temp_file(sample_data, tmp_path):
+    out = tmp_path / "run"
+    cmd = _train_cmd(out, sample_data)[:-2] + ["--set=train.steps=400", "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _steps_logged(out) >= 3, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_eval_json_to_a_full_device_is_one_line_and_one_image_gives_strict_json(tiny_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from facegan.cli import app
+
+    if Path("/dev/full").exists():
+        res = CliRunner().invoke(app, ["eval", str(tiny_run), "--device", "cpu", "--max-images", "2", "--out",
+                                       str(tmp_path / "a"), "--json", "/dev/full"])
+        errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+        assert res.exit_code == 1 and len(errors) == 1 and "no space left on device" in errors[0], res.output
+        assert Path("/dev/full").is_char_device()
+    res = CliRunner().invoke(app, ["eval", str(tiny_run), "--device", "cpu", "--max-images", "1", "--out",
+                                   str(tmp_path / "b"), "--json", str(tmp_path / "one.json")])
+    assert res.exit_code == 0 and "no confidence interval" in res.output, res.output
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the JSON")
+
+    summary = json.loads((tmp_path / "one.json").read_text(), parse_constant=refuse)
+    assert summary["n_images"] == 1 and all(v is None for v in summary["ci95"].values())
+    assert all(d["lo"] is None and d["p"] is None for ref in summary["paired"].values() for d in ref.values())
+
+
+def test_temp_files_of_killed_restores_and_exports_are_removed_by_the_next_run(tiny_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from facegan.cli import app
+    from facegan.data.prepare import SAMPLE_DIR
+
+    out = tmp_path / "restored"
+    out.mkdir()
+    dead = out / ".img11_restored.png.999999.abcd1234.tmp"  # no process 999999
+    dead.write_bytes(b"half a photo")
+    res = CliRunner().invoke(app, ["restore", str(SAMPLE_DIR / "deepface" / "img11.jpg"), "-c", str(tiny_run),
+                                   "--out", str(out), "--device", "cpu"])
+    assert res.exit_code == 0 and not dead.exists(), res.output
+    dead_export = tmp_path / ".model.onnx.999999.abcd1234.tmp"
+    dead_export.write_bytes(b"half a model")
+    res = CliRunner().invoke(app, ["export", str(tiny_run), "--out", str(tmp_path / "model.onnx")])
+    assert res.exit_code == 0 and not dead_export.exists() and (tmp_path / "model.onnx").is_file(), res.output
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_sigterm_during_an_export_leaves_no_temp_file(tiny_run, tmp_path):
+    out = tmp_path / "m.onnx"
+    proc = subprocess.Popen([sys.executable, "-m", "facegan", "export", str(tiny_run), "--out", str(out)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), proc, timeout=120)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

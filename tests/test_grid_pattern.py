@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facegan import metrics
 from facegan.data.packed import PackedDataset
+from facegan.metrics import quality as metrics
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "grid_pattern.py"
 

@@ -12,15 +12,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from facegan import geometry, weights
-from facegan.errors import FaceganError
-from facegan.models.identity import (
-    FACENET_MTCNN_160,
-    IDENTITY_NETS,
-    IdentityNet,
-    identity_loss,
-    load_identity_net,
-)
+from facegan.core.errors import FaceganError
+from facegan.faces import geometry
+from facegan.models import pretrained as weights
+from facegan.models.identity import FACENET_MTCNN_160, IDENTITY_NETS, IdentityNet, identity_loss, load_identity_net
 from facegan.models.mobilefacenet import MEAN, STD
 
 

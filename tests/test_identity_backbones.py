@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from facegan import geometry, weights
+from facegan.faces import geometry
+from facegan.models import pretrained as weights
 from facegan.models.identity import IDENTITY_NETS, IdentityNet, load_identity_net
 
 HELDOUT = "celeba_realigned_178x218_heldout_ids"
@@ -74,7 +75,7 @@ def test_same_person_scores_higher_for_every_backbone(name: str, fixtures_dir: P
 
 
 def test_facenet_casia_from_local_weights_file(tmp_path: Path, monkeypatch) -> None:
-    """CASIA-WebFace weights load through facegan.weights (their 10,575-class classifier is
+    """CASIA-WebFace weights load through facegan.models.pretrained (their 10,575-class classifier is
     dropped), and the network sees facenet's 160x160 crop of our aligned faces."""
     from facenet_pytorch import InceptionResnetV1
 
@@ -126,14 +127,14 @@ def test_every_backbone_crop_lands_on_its_template(name: str) -> None:
 def dlib_judge():
     pytest.importorskip("dlib", reason="the dlib judge needs pip install 'facegan[judge]'")
     pytest.importorskip("face_recognition_models", reason="the dlib judge needs pip install 'facegan[judge]'")
-    from facegan.judge import load_judge
+    from facegan.scoring.judge import load_judge
 
     return load_judge("dlib")
 
 
 @pytest.mark.parametrize("size", [64, 128])
 def test_dlib_judge_separates_same_and_different_people(size: int, fixtures_dir: Path, dlib_judge) -> None:
-    from facegan.judge import DLIB_THRESHOLD
+    from facegan.scoring.judge import DLIB_THRESHOLD
 
     faces, labels = _heldout_faces(fixtures_dir, size)
     desc = dlib_judge.descriptors(faces)
@@ -161,7 +162,7 @@ def test_dlib_face_box_rederived_from_fixtures(fixtures_dir: Path, dlib_judge) -
     held-out faces and their mirror images), and descriptors from it match detected ones."""
     import dlib
 
-    from facegan.judge import DLIB_FACE_BOX
+    from facegan.scoring.judge import DLIB_FACE_BOX
 
     detector = dlib.get_frontal_face_detector()
     faces, _ = _heldout_faces(fixtures_dir, 256)

@@ -15,15 +15,9 @@ import torch
 from typer.testing import CliRunner
 
 from facegan.cli import app
-from facegan.errors import FaceganError
-from facegan.judge import (
-    DLIB_FACE_BOX,
-    DlibJudge,
-    JudgeUnavailable,
-    NetworkJudge,
-    dlib_face_rect,
-    judge_names,
-    load_judge,
+from facegan.core.errors import FaceganError
+from facegan.scoring.judge import (
+    DLIB_FACE_BOX, DlibJudge, JudgeUnavailable, NetworkJudge, dlib_face_rect, judge_names, load_judge,
 )
 
 runner = CliRunner()
@@ -63,7 +57,7 @@ def test_face_rect_follows_the_template() -> None:
 
 
 def test_identity_network_as_judge() -> None:
-    from facegan.metrics import identity_cosine
+    from facegan.metrics.quality import identity_cosine
     from facegan.models.identity import load_identity_net
 
     judge = load_judge("mobilefacenet", training_net="facenet-vggface2")

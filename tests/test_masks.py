@@ -9,17 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from facegan.data.masks import (
-    LANDMARK_TYPES,
-    MASK_TYPES,
-    eval_masks,
-    landmarks_or_template,
-    make_masks,
-    make_mixed_masks,
-)
+from facegan.core.errors import FaceganError
 from facegan.data.mask_files import load_mask_file, load_mask_for_photo, parse_mask_spec
-from facegan.errors import FaceganError
-from facegan.geometry import template_points
+from facegan.data.masks import (
+    LANDMARK_TYPES, MASK_TYPES, eval_masks, landmarks_or_template, make_masks, make_mixed_masks,
+)
+from facegan.faces.geometry import template_points
 
 SIZE = 64
 # Sensible hole-fraction ranges per kind at SIZE on the jittered test faces (min, max).

@@ -1,4 +1,4 @@
-"""facegan.metrics against scikit-image on real photos, plus hand-computed hole metrics.
+"""facegan.metrics.quality against scikit-image on real photos, plus hand-computed hole metrics.
 
 Real images: the photos scikit-image ships (always available offline) and, when the team's
 shared folder is present, real faces from its fixtures. Each is degraded the ways restored
@@ -17,16 +17,9 @@ from PIL import Image, ImageFilter
 from skimage import color, data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from facegan import metrics
-from facegan.metrics import (
-    METRIC_CONVENTIONS,
-    hole_l1,
-    hole_psnr,
-    identity_cosine,
-    psnr,
-    rgb_to_y,
-    ssim,
-    to_uint8,
+from facegan.metrics import quality as metrics
+from facegan.metrics.quality import (
+    METRIC_CONVENTIONS, hole_l1, hole_psnr, identity_cosine, psnr, rgb_to_y, ssim, to_uint8,
 )
 
 TOL = 1e-4  # the brief's bound; observed agreement is ~1e-12

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from facegan.engines.checkpoint import build_eval_generator, load_checkpoint
+from facegan.checkpoints.checkpoint import Checkpoint
 from facegan.models.mirror import MirrorEnsemble
 from facegan.models.unet import FaceUNet
 
@@ -28,12 +29,12 @@ def test_the_ensemble_is_the_mean_of_the_face_and_its_mirror_image():
 
 
 def test_the_recipe_key_wraps_the_eval_generator_with_the_same_weights(tiny_run):
-    ckpt = load_checkpoint(tiny_run)
-    plain = build_eval_generator(ckpt)
+    ckpt = Checkpoint.load(tiny_run)
+    plain = ckpt.build_generator()
     assert not isinstance(plain, MirrorEnsemble)
-    on = copy.deepcopy(ckpt)
-    on["recipe"]["model"]["mirror_ensemble"] = True
-    wrapped = build_eval_generator(on)
+    recipe = copy.deepcopy(ckpt.stored_recipe)
+    recipe["model"]["mirror_ensemble"] = True
+    wrapped = dataclasses.replace(ckpt, stored_recipe=recipe).build_generator()
     assert isinstance(wrapped, MirrorEnsemble) and not wrapped.training
     for (k, a), (_, b) in zip(plain.state_dict().items(), wrapped.generator.state_dict().items()):
         assert torch.equal(a, b), k
@@ -42,27 +43,28 @@ def test_the_recipe_key_wraps_the_eval_generator_with_the_same_weights(tiny_run)
 def test_the_bundled_models_restore_in_one_pass_unless_asked():
     """No card turns it on (docs/models.md: it cost judge cosine on inpainting, and raised the
     SR outputs' period-2 peak); mirror=True does."""
-    from facegan import bundled
-    from facegan.restore import Restorer
+    from facegan.checkpoints import bundled
+    from facegan.restoring.torch_restorer import TorchRestorer
 
     for model in bundled.list_models():
-        assert not isinstance(Restorer(bundled.load_bundled(model), "cpu").gen, MirrorEnsemble), model.name
-        assert isinstance(Restorer(bundled.load_bundled(model), "cpu", mirror=True).gen, MirrorEnsemble), model.name
+        assert not isinstance(TorchRestorer(Checkpoint.from_bundled(model), "cpu").gen, MirrorEnsemble), model.name
+        assert isinstance(TorchRestorer(Checkpoint.from_bundled(model), "cpu", mirror=True).gen, MirrorEnsemble), model.name
 
 
 def test_the_bundled_inpainter_restores_a_mirrored_face_as_the_mirror_of_its_restoration():
     """End to end through Restorer with --mirror: restoring the mirror image of a face (and of
     its hole) gives the mirror image of the face's restoration, to uint8 rounding."""
-    from facegan import bundled
-    from facegan.data import masks
-    from facegan.geometry import template_points
-    from facegan.restore import Restorer
     from test_bundled import _sample_faces
+
+    from facegan.checkpoints import bundled
+    from facegan.data import masks
+    from facegan.faces.geometry import template_points
+    from facegan.restoring.torch_restorer import TorchRestorer
 
     model = bundled.find_model("inpaint-128")
     if model is None:
         pytest.skip("inpaint-128 is not bundled in this checkout")
-    restorer = Restorer(bundled.load_bundled(model), "cpu", mirror=True)
+    restorer = TorchRestorer(Checkpoint.from_bundled(model), "cpu", mirror=True)
     assert isinstance(restorer.gen, MirrorEnsemble)
     faces = _sample_faces(restorer.task, 2)
     lms = torch.tensor(np.stack([template_points(128)] * 2), dtype=torch.float32)
@@ -108,13 +110,14 @@ def test_restore_refuses_mirror_flags_for_an_exported_model(tmp_path):
 
 
 def test_the_key_changes_no_weights_so_init_from_and_resume_accept_it(tiny_run, sample_data, tmp_path):
-    from facegan.engines.run_state import check_resume_compatible
-    from facegan.engines.training import train
+    from facegan.training.run_state import check_resume_compatible
+    from facegan.training.train import train
+
     from helpers import tiny_recipe
 
-    stored = load_checkpoint(tiny_run)["recipe"]
+    stored = Checkpoint.load(tiny_run).stored_recipe
     check_resume_compatible(stored, tiny_recipe(sample_data, "model.mirror_ensemble=true", "name=tiny"))
     run = tmp_path / "mirrored"
     train(tiny_recipe(sample_data, f"train.init_from={tiny_run}", "model.mirror_ensemble=true", "train.steps=1",
                       "train.checkpoint_every=100"), run)
-    assert isinstance(build_eval_generator(load_checkpoint(run)), MirrorEnsemble)
+    assert isinstance(Checkpoint.load(run).build_generator(), MirrorEnsemble)

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from facegan.core.errors import FaceganError
 from facegan.data import packed_writer
 from facegan.data.packed import PackedDataset, existing_inputs_hash
 from facegan.data.packed_writer import SplitArrays, write_packed
-from facegan.errors import FaceganError
-from facegan.geometry import TEMPLATE, TEMPLATE_NAME
+from facegan.faces.geometry import TEMPLATE, TEMPLATE_NAME
 
 SIZE = 8
 

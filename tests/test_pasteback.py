@@ -7,18 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facegan import faces
-from facegan.geometry import apply_affine, compose, invert_affine, resize_matrix
-from facegan.pasteback import (
-    border_alpha,
-    canvas_window,
-    hole_alpha,
-    hole_on_canvas,
-    mask_to_aligned,
-    paste_face,
-)
+from facegan.faces import align
+from facegan.faces import detect as faces
+from facegan.faces import images
+from facegan.faces.geometry import apply_affine, compose, invert_affine, resize_matrix
+from facegan.faces.pasteback import border_alpha, canvas_window, hole_alpha, hole_on_canvas, mask_to_aligned, paste_face
 
-PHOTO = Path(faces.__file__).parent / "assets" / "sample_faces" / "deepface" / "img11.jpg"
+PHOTO = Path(images.__file__).parents[1] / "assets" / "sample_faces" / "deepface" / "img11.jpg"
 
 
 def _similarity(scale: float, angle: float, shift: tuple[float, float]) -> np.ndarray:
@@ -113,9 +108,9 @@ def test_paste_touches_only_where_alpha_lands():
 
 def test_aligning_and_pasting_back_reproduces_the_photo():
     """align_face's M and paste_face agree: a face pasted back unchanged is the photo again."""
-    photo = np.asarray(faces.load_image(PHOTO))
-    face = faces.detect_faces([faces.load_image(PHOTO)])[0][0]
-    aligned, m = faces.align_face(photo, face.landmarks, 128)
+    photo = np.asarray(images.load_image(PHOTO))
+    face = faces.detect_faces([images.load_image(PHOTO)])[0][0]
+    aligned, m = align.align_face(photo, face.landmarks, 128)
     canvas = photo.copy()
     landed = paste_face(canvas, aligned, border_alpha(128, 0), m)
     inner = landed == 1

@@ -6,19 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from facegan import weights
-from facegan.errors import FaceganError
+from facegan.core.errors import FaceganError
+from facegan.models import pretrained as weights
 from facegan.models.perceptual import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    VGG19_LAYERS,
-    PerceptualLoss,
-    load_perceptual_loss,
-    load_vgg_features,
-    vgg19_features,
-    vgg_layer_index,
+    IMAGENET_MEAN, IMAGENET_STD, PerceptualLoss, load_perceptual_loss, load_vgg_features,
 )
-from facegan.recipe import validate_recipe
+from facegan.models.vgg import VGG19_LAYERS, vgg19_features, vgg_layer_index
+from facegan.tasks.recipes import validate_recipe
 
 URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 

@@ -17,16 +17,20 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from helpers import REPO
-from facegan import faces
 from facegan.cli import app
-from facegan.errors import FaceganError, NoFaceError
-from facegan.geometry import TEMPLATE
-from facegan.photo import RestoreOptions, parse_face_option, restore_photos
-from facegan.restore import Restorer
+from facegan.core.errors import FaceganError, NoFaceError
+from facegan.faces import detect as faces
+from facegan.faces import images
+from facegan.faces.geometry import TEMPLATE
+from facegan.restoring.photo import restore_photos
+from facegan.restoring.planning import RestoreOptions, parse_face_option
+from facegan.restoring.restorer import Restorer
+from facegan.restoring.torch_restorer import TorchRestorer
+
+from helpers import REPO
 
 runner = CliRunner()
-DEEPFACE = Path(faces.__file__).parent / "assets" / "sample_faces" / "deepface"
+DEEPFACE = Path(images.__file__).parents[1] / "assets" / "sample_faces" / "deepface"
 #: Pupils (left, right; pixel-index x, y) read off 10x zooms by eye, +-1.5 px.
 PUPILS = {
     "img11.jpg": np.array([[100.0, 84.0], [148.5, 98.5]]),
@@ -38,8 +42,8 @@ GROUP = [("img11.jpg", 1.0, (10, 20)), ("img3.jpg", 0.6, (270, 20)), ("img18.jpg
 
 
 @pytest.fixture(scope="module")
-def restorer(tiny_run) -> Restorer:
-    return Restorer.find("inpaint", tiny_run, device="cpu")
+def restorer(tiny_run) -> TorchRestorer:
+    return TorchRestorer.find("inpaint", tiny_run, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,7 @@ def group(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     canvas = Image.fromarray(bg)
     pupils = []
     for name, f, (left, top) in GROUP:
-        img = faces.load_image(DEEPFACE / name)
+        img = images.load_image(DEEPFACE / name)
         if f != 1.0:
             img = img.resize((round(img.width * f), round(img.height * f)), Image.Resampling.LANCZOS)
         canvas.paste(img, (left, top))
@@ -87,7 +91,7 @@ def _window_diff(a: np.ndarray, b: np.ndarray, point: np.ndarray, r: int = 2) ->
 
 def test_group_photo_faces_found_largest_first_with_landmarks_on_the_eyes(group):
     path, pupils = group
-    found = faces.find_faces(faces.load_photo(path))
+    found = faces.find_faces(images.load_photo(path))
     assert len(found) == 3
     assert found[0].area > found[1].area > found[2].area
     for face, want in zip(found, pupils):  # GROUP is listed largest first
@@ -96,7 +100,7 @@ def test_group_photo_faces_found_largest_first_with_landmarks_on_the_eyes(group)
 
 
 def test_tiny_photo_is_detected_on_an_enlarged_copy():
-    photo = faces.load_image(DEEPFACE / "img11.jpg")
+    photo = images.load_image(DEEPFACE / "img11.jpg")
     crop = photo.crop((50, 20, 190, 190))  # the face with a little margin
     f = 16 / crop.width
     tiny = crop.resize((16, round(crop.height * f)), Image.Resampling.LANCZOS)  # eyes ~6 px apart
@@ -124,7 +128,7 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, tiny_run):
         path = tmp_path / f"bomb{w}.png"
         path.write_bytes(_png_header(w, h))
         with pytest.raises(FaceganError, match="refuses photos over 100 MP") as info:
-            faces.load_photo(path)
+            images.load_photo(path)
         assert "\n" not in str(info.value)
     res = runner.invoke(app, ["restore", str(tmp_path / "bomb11000.png"), "--checkpoint", str(tiny_run),
                               "--out", str(tmp_path / "o"), "--device", "cpu"])
@@ -173,7 +177,7 @@ def test_cli_single_photo_with_compare(tmp_path, tiny_run):
     assert res.exit_code == 0, res.output
     assert "1 of 1 photo(s) restored, 1 face(s)" in res.output
     restored = out / "img11_restored.png"
-    before = np.asarray(faces.load_image(photo))
+    before = np.asarray(images.load_image(photo))
     after = np.asarray(Image.open(restored))
     assert after.shape == before.shape
     changed = _changed(before, after)
@@ -192,7 +196,7 @@ def test_user_mask_is_warped_per_face_and_resized(tmp_path, restorer):
     hole[70:80, 40:75] = 255  # over the mouth (full size: rows 140-160, cols 80-150)
     Image.fromarray(hole).save(tmp_path / "m.png")
     summary = restore_photos(photo, tmp_path / "o", restorer, RestoreOptions(mask=str(tmp_path / "m.png")))
-    changed = _changed(np.asarray(faces.load_image(photo)), summary.written[0])
+    changed = _changed(np.asarray(images.load_image(photo)), summary.written[0])
     box = np.zeros_like(changed)
     box[140:160, 80:150] = True
     assert changed[box].mean() > 0.8
@@ -303,7 +307,7 @@ def test_fixture_photos_batch(fixtures_dir, restorer, tmp_path):
     assert summary.faces == 4 and len(summary.written) == 4
     for out in summary.written:
         name = out.name.replace("_restored.png", ".jpg")
-        before = np.asarray(faces.load_image(photos / name))
+        before = np.asarray(images.load_image(photos / name))
         after = np.asarray(Image.open(out))
         changed = _changed(before, after)
         if name in PUPILS:
@@ -329,34 +333,63 @@ def test_options():
     assert res.exit_code == 2 and "does not exist" in res.output
 
 
+def test_choices_are_the_registry_the_backends_and_the_formats():
+    """--task, --backend and --format are typer choices; a bad one is one error line, exit code 2."""
+    from facegan.commands.export import Format
+    from facegan.commands.restore import Backend, TaskName
+    from facegan.restoring.backends import BACKENDS
+    from facegan.restoring.export import FORMATS
+    from facegan.tasks.registry import task_names
+
+    assert [t.value for t in TaskName] == task_names()
+    assert tuple(b.value for b in Backend) == BACKENDS and tuple(f.value for f in Format) == FORMATS
+    for argv, choices in ((["restore", "x.jpg", "--backend", "foo"], "'torch', 'onnx'"),
+                          (["restore", "x.jpg", "--task", "colorize"], "'inpaint', 'sr'"),
+                          (["export", "inpaint-128", "--format", "tflite"], "'onnx', 'torchscript'")):
+        res = runner.invoke(app, argv)
+        errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+        assert res.exit_code == 2 and len(errors) == 1 and choices in errors[0], res.output
+
+
+def test_backend_choice_and_its_refusals(tmp_path):
+    from facegan.restoring.backends import open_restorer, pick_backend
+
+    assert pick_backend(None, None) == "torch" and pick_backend(None, "m.onnx") == "onnx"
+    assert pick_backend("torch", "run_folder") == "torch"
+    with pytest.raises(FaceganError, match="--backend torch cannot run the exported file"):
+        pick_backend("torch", "m.onnx")
+    with pytest.raises(FaceganError, match="needs --checkpoint MODEL.onnx"):
+        open_restorer("inpaint", None, "onnx")
+    with pytest.raises(FaceganError, match="--mirror/--no-mirror"):
+        open_restorer("inpaint", tmp_path / "m.onnx", mirror=True)
+    with pytest.raises(FaceganError, match="ONNX model .* not found"):
+        open_restorer("inpaint", tmp_path / "m.onnx")
+
+
+def test_the_protocol_batches_and_handles_no_faces():
+    """:meth:`Restorer.restore` batches for every back-end and answers an empty input itself."""
+    calls = []
+
+    class Counting(_BicubicUpscaler):
+        def restore_batch(self, faces, holes=None):
+            calls.append(len(faces))
+            return super().restore_batch(faces, holes)
+
+    restorer = Counting()
+    raw, result = restorer.restore(np.zeros((0, 128, 128, 3), np.uint8))
+    assert raw.shape == result.shape == (0, 256, 256, 3) and calls == []
+    raw, result = restorer.restore(np.zeros((5, 128, 128, 3), np.uint8), batch_size=2)
+    assert result.shape == (5, 256, 256, 3) and calls == [2, 2, 1]
+    assert restorer.size == 256 and restorer.input_size == 128 and restorer.scale == 2
+
+
 # ---- super-resolution -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_sr_run(sample_data, tmp_path_factory) -> Path:
-    """A few-step SR run on the sample faces, or a skip while facegan has no SR engine."""
-    recipe_path = REPO / "recipes" / "quickstart_sr.yaml"
-    if not recipe_path.is_file():
-        pytest.skip("recipes/quickstart_sr.yaml is not there yet")
-    from facegan.engines.training import train
-    from facegan.recipe import load_recipe
-
-    overrides = ["data.size=64", "model.width=8", "model.d_width=8", "model.num_blocks=1", "train.batch=4",
-                 "train.steps=2", "train.warmup_steps=0", "train.log_every=1", "train.sample_every=2",
-                 "train.checkpoint_every=2", f"data.path={sample_data}"]
-    try:
-        recipe = load_recipe(recipe_path, overrides)
-    except FaceganError as err:
-        pytest.skip(f"cannot make a tiny SR recipe: {err}")
-    out = tmp_path_factory.mktemp("runs") / "tiny_sr"
-    train(recipe, out)
-    return out
-
-
-def test_sr_photo_is_upscaled_with_faces_replaced(tiny_sr_run, tmp_path):
-    restorer = Restorer.find("sr", tiny_sr_run, device="cpu")
+def test_sr_photo_is_upscaled_with_faces_replaced(tiny_sr, tmp_path):
+    restorer = TorchRestorer.find("sr", tiny_sr, device="cpu")
     scale = int(restorer.scale)
-    photo = faces.load_image(DEEPFACE / "img11.jpg")
+    photo = images.load_image(DEEPFACE / "img11.jpg")
     small = photo.resize((photo.width // 2, photo.height // 2), Image.Resampling.LANCZOS)
     path = tmp_path / "small.png"
     small.save(path)
@@ -369,32 +402,33 @@ def test_sr_photo_is_upscaled_with_faces_replaced(tiny_sr_run, tmp_path):
     assert not changed[~_near_eyes(after.shape, [pupils], reach=3.5)].any()
     assert changed[_near_eyes(after.shape, [pupils], reach=0.5)].mean() > 0.5
     res = runner.invoke(app, ["restore", str(path), "--task", "sr", "--scale", str(scale * 2),
-                              "--checkpoint", str(tiny_sr_run), "--out", str(tmp_path / "x"), "--device", "cpu"])
+                              "--checkpoint", str(tiny_sr), "--out", str(tmp_path / "x"), "--device", "cpu"])
     assert res.exit_code == 2 and f"cannot upscale ×{scale * 2}" in res.output
 
 
-class _BicubicUpscaler:
-    """A reference SR "model": plain bicubic enlargement, with a Restorer's SR attributes.
+class _BicubicUpscaler(Restorer):
+    """A reference SR "model": plain bicubic enlargement, as a :class:`Restorer` of an SR ×2
+    checkpoint without weights.
 
     With it the restored photo must equal the bicubic-upscaled photo up to resampling error:
     a face pasted back one pixel off would show errors of tens of grey levels.
     """
 
-    template, device, ckpt = None, "cpu", {}
-
     def __init__(self) -> None:
-        from facegan.engines.tasks import make_task
-        from facegan.recipe import load_recipe
+        from facegan.checkpoints.checkpoint import Checkpoint
+        from facegan.tasks.recipes import load_recipe
 
-        self.task = make_task(load_recipe(REPO / "recipes" / "quickstart_sr.yaml", ["data.size=256", "model.scale=2"]))
+        recipe = load_recipe(REPO / "recipes" / "quickstart_sr.yaml", ["data.size=256", "model.scale=2"])
+        super().__init__(Checkpoint(path="bicubic", task_name="sr", size=256, scale=2, template=None, step=None,
+                                    stored_recipe=recipe.model_dump(mode="json"), weights=None))
 
-    def restore(self, faces: np.ndarray, holes=None, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    def restore_batch(self, faces: np.ndarray, holes=None) -> tuple[np.ndarray, np.ndarray]:
         up = np.stack([np.asarray(Image.fromarray(f).resize((256, 256), Image.Resampling.BICUBIC)) for f in faces])
         return up, up
 
 
 def test_sr_paste_back_geometry(tmp_path):
-    photo = faces.load_image(DEEPFACE / "img18.jpg").resize((80, 80), Image.Resampling.LANCZOS)
+    photo = images.load_image(DEEPFACE / "img18.jpg").resize((80, 80), Image.Resampling.LANCZOS)
     path = tmp_path / "small.png"
     photo.save(path)
     summary = restore_photos(path, tmp_path / "o", _BicubicUpscaler(), RestoreOptions(task="sr"))
@@ -415,7 +449,8 @@ def test_prepare_folder_and_restore_align_a_photo_identically(restorer, tmp_path
     from facegan.data.folder import prepare_folder
     from facegan.data.packed import PackedDataset
     from facegan.data.prepare import SAMPLE_DIR
-    from facegan.photo import PhotoItem, PhotoRestorer
+    from facegan.restoring.photo import PhotoRestorer
+    from facegan.restoring.planning import PhotoItem
 
     (tmp_path / "photos" / "alice").mkdir(parents=True)
     shutil.copy(SAMPLE_DIR / photo, tmp_path / "photos" / "alice" / Path(photo).name)

@@ -19,16 +19,16 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from facegan.cli import app
+from facegan.core.errors import FaceganError
 from facegan.data import build as build_module
 from facegan.data import extract
 from facegan.data.annotations import LANDMARK_HEADER
 from facegan.data.celeba import prepare_celeba, scan_celeba
 from facegan.data.packed import PackedDataset
-from facegan.data.packed_writer import SplitArrays, write_packed
-from facegan.data.packed_writer import PackedWriter
-from facegan.errors import FaceganError
-from facegan.faces import align_face
-from facegan.geometry import CELEBA_SQUARE_BOX, template_points
+from facegan.data.packed_writer import PackedWriter, SplitArrays, write_packed
+from facegan.faces.align import align_face
+from facegan.faces.geometry import CELEBA_SQUARE_BOX, template_points
+
 from helpers import recording_console
 
 SUBSET = "celeba_realigned_178x218_heldout_ids"

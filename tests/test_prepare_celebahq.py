@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_prepare_celeba import LANDMARKS, PARTITION_OF, SUBSET, identities, plain
 from typer.testing import CliRunner
 
 from facegan.cli import app
+from facegan.core.errors import FaceganError
 from facegan.data import extract
 from facegan.data.celebahq import NO_DISJOINT_WARNING, describe, prepare_celebahq, scan_celebahq
 from facegan.data.packed import PackedDataset
-from facegan.errors import FaceganError
-from facegan.faces import align_face
-from facegan.geometry import CELEBA_SQUARE_BOX, template_points
-from test_prepare_celeba import LANDMARKS, PARTITION_OF, SUBSET, identities, plain
+from facegan.faces.align import align_face
+from facegan.faces.geometry import CELEBA_SQUARE_BOX, template_points
+
 from helpers import recording_console
 
 SIZE = 64

@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_prepare_celeba import plain
 from typer.testing import CliRunner
 
 from facegan.cli import app
+from facegan.core.errors import FaceganError
 from facegan.data.folder import prepare_folder, scan_folder
 from facegan.data.packed import PackedDataset
 from facegan.data.splits import parse_fractions, seeded_split
-from facegan.errors import FaceganError
-from facegan.geometry import template_points
-from test_prepare_celeba import plain
+from facegan.faces.geometry import template_points
+
 from helpers import recording_console
 
 SIZE = 48

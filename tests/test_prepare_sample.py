@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from facegan.core.errors import FaceganError
+from facegan.data.extract import ExtractJob, Operation, Source, run_job
 from facegan.data.packed import PackedDataset
-from facegan.data.extract import Operation, Source, Task, run_task
 from facegan.data.prepare import SAMPLE_DIR, prepare_sample, read_sample_manifest
-from facegan.errors import FaceganError
-from facegan.geometry import template_points
+from facegan.faces.geometry import template_points
+
 from helpers import recording_console
 
 SIZE = 64
@@ -123,7 +124,7 @@ def test_detection_skips_what_it_cannot_use(tmp_path):
     good = SAMPLE_DIR / "deepface" / "img20.jpg"
     sources = [Source(str(tmp_path / "text.jpg"), "text.jpg", "a"), Source(str(tmp_path / "blank.png"), "blank.png", "b"),
                Source(str(good), "img20.jpg", "c")]
-    result = run_task(Task("train", Operation("detect", 32, exif=True), sources))
+    result = run_job(ExtractJob("train", Operation("detect", 32, exif=True), sources))
     assert [(f.name, f.identity) for f in result.faces] == [("img20.jpg", "c")]
     assert result.faces[0].image.shape == (32, 32, 3)
     assert result.faces[0].landmarks.shape == (5, 2)

@@ -8,17 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from facegan.cli import app
-from facegan.errors import FaceganError
-from facegan.engines.inpaint import InpaintRecipe
-from facegan.engines.sr import SRRecipe
-from facegan.recipe import (
-    apply_overrides,
-    describe_keys,
-    describe_keys_by_task,
-    load_recipe,
-    recipe_to_yaml,
-    validate_recipe,
+from facegan.core.errors import FaceganError
+from facegan.tasks.inpaint import InpaintRecipe
+from facegan.tasks.recipes import (
+    apply_overrides, describe_keys, describe_keys_by_task, load_recipe, recipe_to_yaml, validate_recipe,
 )
+from facegan.tasks.sr import SRRecipe
 
 RECIPES = sorted(p for p in (Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml") if not p.name.startswith("ablate_"))  # ablate_*: specs (test_ablate.py)
 runner = CliRunner()

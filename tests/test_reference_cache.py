@@ -10,10 +10,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from facegan import reference_cache
 from facegan.cli import app
-from facegan.engines.inpaint import InpaintTask
-from facegan.evaluate import evaluate
+from facegan.scoring import reference_cache
+from facegan.scoring.evaluate import evaluate
+from facegan.tasks.inpaint import InpaintTask
 
 runner = CliRunner()
 
@@ -51,6 +51,7 @@ def test_second_eval_reuses_the_reference_rows_exactly(tiny_run, tmp_path, monke
         # reference_cache=False (eval --rescore-references) neither reads it (the refusal fires) ...
         with pytest.raises(AssertionError, match="computed instead of reused"):
             evaluate(tiny_run, mask="eyes", device="cpu", out_dir=tmp_path / "c", reference_cache=False)
+        m.setenv("FACEGAN_DEBUG", "1")  # the refusal surfaces as itself, not as the CLI's "internal error" exit 70
         res = runner.invoke(app, ["eval", str(tiny_run), "--mask", "eyes", "--device", "cpu", "--rescore-references",
                                   "--out", str(tmp_path / "c")])
         assert isinstance(res.exception, AssertionError), res.output
@@ -83,7 +84,7 @@ def test_the_cache_is_keyed_by_the_batch_and_by_the_code(tiny_run, tmp_path, mon
 
 
 def test_batch_digest_sees_every_tensor():
-    from facegan.engines.inpaint import InpaintBatch
+    from facegan.tasks.inpaint import InpaintBatch
 
     g = torch.Generator().manual_seed(0)
     target = torch.rand(2, 3, 8, 8, generator=g) * 2 - 1
@@ -129,8 +130,8 @@ def test_a_cache_folder_that_cannot_be_written_costs_only_time(tiny_run, tmp_pat
 
 
 def test_identity_and_judge_networks_key_the_scorer(tmp_path):
-    from facegan.judge import NetworkJudge
     from facegan.models.identity import load_identity_net
+    from facegan.scoring.judge import NetworkJudge
 
     net = load_identity_net("mobilefacenet")
     base = reference_cache.scorer_digest("inpaint", ("grey", "biharmonic"), "cpu", net)
@@ -149,7 +150,7 @@ def test_judged_reference_rows_are_reused_with_the_judge(tiny_run, tmp_path, mon
 
     if not all(importlib.util.find_spec(m) for m in ("dlib", "face_recognition_models")):
         pytest.skip("the dlib judge needs pip install 'facegan[judge]'")
-    from facegan.judge import load_judge
+    from facegan.scoring.judge import load_judge
 
     judge = load_judge("dlib")
     digests = judge.fingerprint().split(",")

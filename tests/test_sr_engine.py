@@ -15,20 +15,23 @@ from PIL import Image
 from rich.console import Console
 from typer.testing import CliRunner
 
-from helpers import REPO
-from facegan import weights
+from facegan.checkpoints.checkpoint import Checkpoint
+from facegan.checkpoints.format import atomic_torch_save
 from facegan.cli import app
+from facegan.core.errors import FaceganError
 from facegan.data import degrade
 from facegan.data.loader import to_model_range
 from facegan.data.packed import PackedDataset
-from facegan.engines import runlog
-from facegan.engines.training import train
-from facegan.engines.checkpoint import atomic_torch_save, build_eval_generator, load_checkpoint
-from facegan.errors import FaceganError
-from facegan.evaluate import evaluate
-from facegan.metrics import to_uint8
-from facegan.recipe import load_recipe
-from facegan.restore import Restorer
+from facegan.metrics.quality import to_uint8
+from facegan.models import pretrained as weights
+from facegan.restoring.torch_restorer import TorchRestorer
+from facegan.scoring.evaluate import evaluate
+from facegan.tasks.base import TaskOptions
+from facegan.tasks.recipes import load_recipe
+from facegan.training import run_log as runlog
+from facegan.training.train import train
+
+from helpers import REPO, train_state
 
 runner = CliRunner()
 
@@ -83,9 +86,9 @@ def test_training_loss_falls_at_every_scale(sr_runs, scale):
     rec = [r["g_rec"] for r in steps]
     first, last = np.mean(rec[:4]), np.mean(rec[-4:])
     assert last < 0.85 * first, (first, last)
-    ckpt = load_checkpoint(run)
-    assert ckpt["task"] == "sr" and ckpt["scale"] == scale and ckpt["recipe"]["model"]["scale"] == scale
-    gen = build_eval_generator(ckpt)
+    ckpt = Checkpoint.load(run)
+    assert ckpt.task_name == "sr" and ckpt.scale == scale and ckpt.stored_recipe["model"]["scale"] == scale
+    gen = ckpt.build_generator()
     assert gen(torch.zeros(1, 3, 64 // scale, 64 // scale)).shape == (1, 3, 64, 64)
     assert (run / "samples" / "step_0000016.png").is_file() and (run / "loss_curves.png").is_file()
 
@@ -93,7 +96,7 @@ def test_training_loss_falls_at_every_scale(sr_runs, scale):
 def test_warmup_only_never_trains_the_discriminator(sample_data, tmp_path):
     run = tmp_path / "warm"
     train(sr_recipe(sample_data, "train.steps=4", "train.warmup_steps=4", "model.scale=2"), run)
-    ckpt = load_checkpoint(run)
+    ckpt = train_state(run)
     assert ckpt["opt_d"]["state"] == {}  # Adam never stepped
     assert ckpt["opt_g"]["state"]
     assert all(r.get("warmup") and "d" not in r for r in _records(run))
@@ -105,7 +108,7 @@ def test_no_adversarial_term_never_runs_the_discriminator(sample_data, tmp_path)
     out = io.StringIO()
     train(sr_recipe(sample_data, "train.steps=8", "loss.adversarial=0", "model.scale=2"), run,
           console=Console(file=out, width=400))
-    ckpt = load_checkpoint(run)
+    ckpt = train_state(run)
     assert ckpt["opt_d"]["state"] == {} and ckpt["opt_g"]["state"]
     records = _records(run)
     assert [r["step"] for r in records] == list(range(1, 9))
@@ -135,14 +138,14 @@ def test_resume_across_the_warmup_continues_exactly(sample_data, tmp_path):
     train(sr_recipe(sample_data, *extra), straight)
     train(sr_recipe(sample_data, *extra, "train.steps=2"), split)
     train(sr_recipe(sample_data, *extra), split, resume=True)
-    a, b = load_checkpoint(straight), load_checkpoint(split)
+    a, b = train_state(straight), train_state(split)
     for key in ("generator", "discriminator", "ema"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
     assert [r["g"] for r in _records(straight)] == [r["g"] for r in _records(split)]
 
 
 def test_content_loss_trains_with_local_vgg_weights(sample_data, tmp_path, monkeypatch):
-    from facegan.models.perceptual import vgg19_features
+    from facegan.models.vgg import vgg19_features
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
     monkeypatch.delenv("FACEGAN_WEIGHTS_VGG19", raising=False)
@@ -168,8 +171,9 @@ def test_eval_reports_model_and_bicubic(sr_runs, tmp_path):
     assert "PSNR-Y" in res.output and "SSIM-Y" in res.output and "bicubic" in res.output
     data = json.loads(out.read_text())
     keys = {"psnr", "ssim", "psnr_y", "ssim_y", "id_cos"}
-    assert set(data["metrics"]) == keys and set(data["bicubic"]) == keys
-    assert data["reference"]["metrics"] == data["bicubic"]
+    assert set(data["metrics"]) == keys and set(data["references"]["bicubic"]["metrics"]) == keys
+    assert data["references"]["bicubic"]["name"].startswith("bicubic") and set(data["paired"]) == {"bicubic"}
+    assert "reference" not in data and "bicubic" not in data  # each reference once, under "references"
     assert data["scale"] == 4 and data["task"] == "sr" and data["n_images"] == 6 and data.get("mask") is None
     with open(data["per_image_csv"]) as f:
         rows = list(csv.DictReader(f))
@@ -201,13 +205,14 @@ def test_eval_metrics_equal_scikit_image(sr_runs, sample_data, tmp_path, scale):
     hr = to_model_range(torch.from_numpy(gt))
     lr = degrade.bicubic_lr(hr, scale)
     with torch.no_grad():
-        out = to_uint8(build_eval_generator(load_checkpoint(sr_runs[scale]))(lr))
+        out = to_uint8(Checkpoint.load(sr_runs[scale]).build_generator()(lr))
     bicubic = to_uint8(torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic").clamp(-1, 1))
-    for name, images, got in (("model", out, summary["metrics"]), ("bicubic", bicubic, summary["bicubic"])):
+    bicubic_means = summary["references"]["bicubic"]["metrics"]
+    for name, images, got in (("model", out, summary["metrics"]), ("bicubic", bicubic, bicubic_means)):
         want = _skimage_scores(images, gt, crop=scale)
         for key, value in want.items():
             assert abs(got[key] - value) < 1e-4, (name, key, got[key], value)
-    assert summary["bicubic"]["psnr_y"] > summary["bicubic"]["psnr"]  # Y is smoother than RGB
+    assert bicubic_means["psnr_y"] > bicubic_means["psnr"]  # Y is smoother than RGB
 
 
 # --------------------------------------------------------------------------- scale refusals
@@ -229,22 +234,21 @@ def test_a_checkpoint_of_one_scale_refuses_another(sr_runs, sample_data, tmp_pat
     with pytest.raises(FaceganError, match=r"is a ×4 checkpoint; it cannot be resumed as ×8"):
         train(sr_recipe(sample_data, "model.scale=8", "train.steps=20"), run, resume=True)
     # weights of one scale loaded into a model of another (e.g. an edited stored recipe)
-    ckpt = load_checkpoint(run)
-    ckpt["recipe"]["model"]["scale"] = 8
+    ckpt = Checkpoint.load(run)
+    ckpt.stored_recipe["model"]["scale"] = 8
     with pytest.raises(FaceganError, match=r"weights are for a ×4 SRResNet; they cannot upscale ×8"):
-        build_eval_generator(ckpt)
+        ckpt.build_generator()
     res = runner.invoke(app, ["eval", str(run), "--mask", "eyes"])
     assert res.exit_code == 2 and "--mask is for inpainting runs" in res.output
 
 
 def test_scale_is_checked_on_inpaint_checkpoints_too(sr_runs, tmp_path):
-    ckpt = load_checkpoint(sr_runs[2])
-    ckpt.pop("path")
+    ckpt = train_state(sr_runs[2])
     ckpt.update(task="inpaint", scale=None)
     fake = tmp_path / "inpaint.pt"
     atomic_torch_save(ckpt, fake)
     with pytest.raises(FaceganError, match="a scale .* is only for 'sr' checkpoints"):
-        load_checkpoint(fake, scale=2)
+        Checkpoint.load(fake, options=TaskOptions(scale=2))
     Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
     res = runner.invoke(app, ["restore", str(tmp_path / "x.png"), "--aligned", "--task", "sr", "-c", str(fake),
                               "--out", str(tmp_path / "o")])
@@ -272,7 +276,7 @@ def test_restore_upsamples_an_aligned_face(sr_runs, sample_data, tmp_path):
     out = np.asarray(Image.open(tmp_path / "out" / "face16_restored.png"))
     assert out.shape == (64, 64, 3)
     assert Image.open(tmp_path / "out" / "face16_compare.png").size[0] > 3 * 64  # nearest | bicubic | facegan
-    restorer = Restorer.find("sr", sr_runs[4], device="cpu")
+    restorer = TorchRestorer.find("sr", sr_runs[4], device="cpu")
     assert restorer.input_size == 16
     lr = np.asarray(Image.open(lr_path))
     up = restorer.restore(lr[None])[1]

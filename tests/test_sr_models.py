@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from facegan.errors import FaceganError
+from facegan.core.errors import FaceganError
 from facegan.models.srresnet import SRDiscriminator, SRResNet, Upsample2x
 
 
@@ -82,9 +82,10 @@ def test_icnr_draws_no_extra_random_numbers():
 
 
 def test_recipe_icnr_reaches_the_generator():
+    from facegan.tasks.recipes import load_recipe
+    from facegan.tasks.registry import make_task
+
     from helpers import REPO
-    from facegan.engines.tasks import make_task
-    from facegan.recipe import load_recipe
 
     recipe = load_recipe(REPO / "recipes" / "quickstart_sr.yaml", ["model.icnr=true", "model.width=8"])
     w = make_task(recipe).build_generator().upsample[0].conv.weight

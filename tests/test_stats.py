@@ -7,13 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from facegan.stats import (
-    PairedDifference,
-    combine_seeds,
-    mean_ci,
-    paired_difference,
-    seed_spread,
-    sign_flip_pvalue,
+from facegan.metrics.stats import (
+    PairedDifference, combine_seeds, mean_ci, paired_difference, seed_spread, sign_flip_pvalue,
 )
 
 
@@ -118,7 +113,7 @@ def test_combine_seeds_and_spread():
 
 
 def test_paired_text_formats_a_difference_in_its_metric_format():
-    from facegan.report import paired_text
+    from facegan.core.report import paired_text
 
     assert paired_text(1.1354, 1.1012, 1.1721, "{:.2f}") == "+1.14 [+1.10, +1.17]"
     assert paired_text(-0.00331, -0.0040, -0.0026, "{:.4f}") == "-0.0033 [-0.0040, -0.0026]"
@@ -129,8 +124,8 @@ def test_paired_text_formats_a_difference_in_its_metric_format():
 
 
 def test_ablate_formats_a_difference_as_eval_does():
-    from facegan.metric_info import MetricInfo
-    from facegan.ablate_report import fmt_diff
+    from facegan.metrics.info import MetricInfo
+    from facegan.study.report import fmt_diff
 
     rate = PairedDifference(diff=0.0444, lo=0.0196, hi=0.0702, p=0.0004, n=1125)
     assert fmt_diff(rate, MetricInfo("judge_verified", "verified", 1, percent=True), "\n") == "+4.4 pp\n[+2.0, +7.0]\np<0.001"
@@ -139,10 +134,10 @@ def test_ablate_formats_a_difference_as_eval_does():
 
 
 def test_a_metric_prints_the_same_everywhere():
-    from facegan import metric_info as mi
-    from facegan.ablate import TABLE_METRICS
-    from facegan.engines.inpaint import InpaintTask
-    from facegan.engines.sr import SRTask
+    from facegan.metrics import info as mi
+    from facegan.study.run import TABLE_METRICS
+    from facegan.tasks.inpaint import InpaintTask
+    from facegan.tasks.sr import SRTask
 
     assert mi.PSNR.fmt == "{:.2f}" and mi.JUDGE_VERIFIED.fmt == "{:.1%}"
     # eval's columns (each task's, identity, judge) and ablate's are the same objects

@@ -1,7 +1,8 @@
-"""The task contract: every task in facegan.engines.tasks.TASKS, every method, on a tiny model.
+"""The task contract: every task in facegan.tasks.registry.TASKS, every method, on a tiny model.
 
 A new task is one module and one line in TASKS; this file then tells its author what the
-module still lacks (start by adding its tiny recipe to TINY below).
+module still lacks: the abstract methods it has not written and the class data it has not
+declared (``Task.undeclared``), each by name (start by adding its tiny recipe to TINY below).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
+from facegan.core.errors import FaceganError
 from facegan.data.loader import to_model_range
 from facegan.data.packed import PackedDataset
-from facegan.engines.task import EvalSettings, Task, TaskBatch, TaskOptions, Visual
-from facegan.engines.tasks import TASKS, make_task, refuse_options, task_class, task_names
-from facegan.metric_info import MetricInfo
-from facegan.errors import FaceganError
-from facegan.recipe import RecipeBase, load_recipe
+from facegan.metrics.info import MetricInfo
+from facegan.tasks.base import EvalSettings, Task, TaskBatch, TaskOptions, Visual
+from facegan.tasks.recipes import RecipeBase, load_recipe
+from facegan.tasks.registry import TASKS, check_options, make_task, task_class, task_names
+
 from helpers import REPO
 
 #: Each task's recipe and the overrides that make it a tiny model on 64-px faces.
@@ -65,9 +67,65 @@ def test_the_table_names_task_classes():
             task_class(name + "-nope")
 
 
+def _gaps(cls: type[Task]) -> list[str]:
+    """What ``cls`` leaves out, by name: abstract methods, then declarations."""
+    return [f"method {m}" for m in sorted(getattr(cls, "__abstractmethods__", ()))] + cls.undeclared()
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_class_leaves_nothing_out(name):
+    cls = task_class(name)
+    assert not _gaps(cls), f"{cls.__name__} leaves out: {'; '.join(_gaps(cls))}"
+
+
+def test_a_task_that_leaves_things_out_is_told_which():
+    class Half(Task):  # writes one method, declares nothing
+        def run(self, generator, batch):
+            raise NotImplementedError
+
+    gaps = " ".join(_gaps(Half))
+    for name in ("build_generator", "score", "visuals", "name", "noun", "recipe_type", "references",
+                 "metric_columns", "paste_rule"):
+        assert name in gaps, f"a task without {name} is not told so: {gaps}"
+    assert "method run" not in gaps
+
+    class Declared(Half):
+        name, noun = "half", "halving"
+
+    gaps = Declared.undeclared()
+    assert not any(g.startswith(("name", "noun")) for g in gaps) and any(g.startswith("paste_rule") for g in gaps)
+
+
+def test_a_task_without_its_declarations_cannot_be_made():
+    from facegan.tasks.inpaint import InpaintTask
+
+    class NoPaste(InpaintTask):
+        paste_rule = None
+
+    with pytest.raises(TypeError, match="without declaring paste_rule"):
+        NoPaste(None)
+
+
+def test_declared_data_of_the_wrong_kind_is_named():
+    from facegan.tasks.inpaint import InpaintTask
+    from facegan.tasks.paste import PasteRule
+    from facegan.tasks.pictures import Column, Panel
+
+    class NoHole(InpaintTask):
+        takes_hole = False
+        paste_rule = PasteRule("face", feather=0.1)
+        options = {"mask": "any"}
+
+    gaps = " ".join(NoHole.undeclared())
+    assert "options (not" in gaps and "face_columns (shows a hole" in gaps and "photo_row (shows a hole" in gaps
+    for make in (lambda: PasteRule("halo", 0.1), lambda: Column("x", "photo"), lambda: Panel("x", "bicubic")):
+        with pytest.raises(ValueError, match="unknown"):
+            make()
+
+
 def test_class_declares_the_interface(task):
     cls = type(task)
-    assert not getattr(cls, "__abstractmethods__", None), f"{cls.__name__} leaves abstract: {cls.__abstractmethods__}"
+    assert not _gaps(cls), f"{cls.__name__} leaves out: {'; '.join(_gaps(cls))}"
     assert cls.noun and cls.name
     assert issubclass(cls.recipe_type, RecipeBase)
     assert typing.get_args(cls.recipe_type.model_fields["task"].annotation) == (cls.name,)
@@ -114,7 +172,7 @@ def test_evaluation_methods(task, faces):
         refs = task.reference_outputs(whole)
     assert set(refs) == {r.key for r in task.references}
     assert all(r.shape == result.shape for r in refs.values())
-    from facegan.metrics import to_uint8
+    from facegan.metrics.quality import to_uint8
 
     scores = task.score(to_uint8(result), to_uint8(whole.target), whole)
     assert list(scores) == [c.key for c in task.metric_columns]
@@ -135,14 +193,16 @@ def test_inference_methods(task, faces):
     if task.takes_hole:  # outside the hole the result is the input, bit for bit
         hole = _hole(task)
         assert np.array_equal(result[~hole], small[~hole])
-    alpha = task.paste_alpha(None if not task.takes_hole else _hole(task)[0], aligned=False)
-    assert alpha.shape == (task.size, task.size) and 0 <= alpha.min() and alpha.max() <= 1
+    for aligned in (False, True):
+        alpha = task.paste_alpha(None if not task.takes_hole else _hole(task)[0], aligned=aligned)
+        assert alpha.shape == (task.size, task.size) and 0 <= alpha.min() and alpha.max() <= 1
     holes = None if not task.takes_hole else _hole(task)
     columns = task.compare_columns(small, holes, result)
     assert columns and all(a.shape == (N, task.size, task.size, 3) for _, a in columns)
     canvas = np.zeros((40 * task.canvas_scale, 30 * task.canvas_scale, 3), np.uint8)
     panels = task.photo_panels(np.zeros((40, 30, 3), np.uint8), canvas, np.zeros((40, 30, 3), np.uint8), canvas)
     assert panels and all(isinstance(t, str) and isinstance(a, np.ndarray) for t, a in panels)
+    assert [t for t, _ in panels] == [p.title.format(scale=task.scale) for p in task.photo_row]
 
 
 def test_options_and_checkpoints(task):
@@ -152,7 +212,14 @@ def test_options_and_checkpoints(task):
     cls.check_checkpoint(info, TaskOptions(), "ckpt")
     task.check_resume(info, "ckpt")
     assert isinstance(cls.describe_options(TaskOptions()), str)
+    for option, rule in cls.options.items():  # an option a checkpoint fixes refuses another value
+        if rule.checkpoint_field:
+            other = {**info, rule.checkpoint_field: "other"}
+            with pytest.raises(FaceganError, match="checkpoint; it cannot"):
+                cls.check_checkpoint(other, TaskOptions(**{option: info[rule.checkpoint_field]}), "ckpt")
+            with pytest.raises(FaceganError, match="cannot be resumed as"):
+                task.check_resume(other, "ckpt")
     for option in set(vars(TaskOptions())) - set(cls.options):
         value = {"mask": "eyes", "scale": 4}[option]
         with pytest.raises(FaceganError, match=f"--{option} is for"):
-            refuse_options(cls, TaskOptions(**{option: value}))
+            check_options(cls.name, TaskOptions(**{option: value}))

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from helpers import tiny_recipe
-from facegan.engines.checkpoint import load_checkpoint
-from facegan.engines.training import train
-from facegan.errors import FaceganError
+from facegan.checkpoints.checkpoint import Checkpoint
+from facegan.core.errors import FaceganError
+from facegan.training.train import train
+
+from helpers import tiny_recipe, train_state
 
 
 def _records(run, kind="step"):
@@ -32,7 +33,7 @@ def test_run_folder_has_every_artifact(tiny_run):
 
 
 def test_checkpoint_is_self_sufficient(tiny_run):
-    ckpt = load_checkpoint(tiny_run)
+    ckpt = train_state(tiny_run)
     for key in ("generator", "discriminator", "ema", "opt_g", "opt_d", "sched_g", "sched_d", "recipe",
                 "step", "task", "template", "facegan_version", "rng", "size"):
         assert key in ckpt, key
@@ -45,13 +46,12 @@ def _states_equal(a, b):
     return all(torch.equal(a[k], b[k]) for k in a) and a.keys() == b.keys()
 
 
-def test_resume_continues_exactly(sample_data, tmp_path):
-    straight = tmp_path / "straight"
-    train(tiny_recipe(sample_data, "train.checkpoint_every=100"), straight)
+def test_resume_continues_exactly(sample_data, tiny_run, tmp_path):
+    straight = tiny_run  # the same recipe in one go (its checkpoints and samples change no weight)
     split = tmp_path / "split"
     train(tiny_recipe(sample_data, "train.steps=3", "train.checkpoint_every=100"), split)
     train(tiny_recipe(sample_data, "train.checkpoint_every=100"), split, resume=True)
-    a, b = load_checkpoint(straight), load_checkpoint(split)
+    a, b = train_state(straight), train_state(split)
     assert a["step"] == b["step"] == 6
     for key in ("generator", "discriminator", "ema"):
         assert _states_equal(a[key], b[key]), key
@@ -93,6 +93,7 @@ def test_loss_falls_on_real_faces(sample_data, tmp_path):
     assert sum(ident[-10:]) < sum(ident[:10])
 
 
+@pytest.mark.slow
 def test_identity_blur_reaches_the_loss_and_its_cached_targets(sample_data, tmp_path):
     """loss.identity_blur blurs output and target alike: the cached target embeddings (a run that
     sees every face twice) give the same training as embedding the blurred targets per step."""
@@ -101,10 +102,10 @@ def test_identity_blur_reaches_the_loss_and_its_cached_targets(sample_data, tmp_
     train(tiny_recipe(sample_data, *extra), cached)
     train(tiny_recipe(sample_data, *extra, "train.identity_cache=false"), direct)
     train(tiny_recipe(sample_data, *extra[:-1]), sharp)
-    assert load_checkpoint(cached)["recipe"]["loss"]["identity_blur"] == 1.0
+    assert train_state(cached)["recipe"]["loss"]["identity_blur"] == 1.0
     assert _records(cached, "start")[0]["identity_targets_cached"]
     assert not _records(direct, "start")[0]["identity_targets_cached"]
-    a, b = load_checkpoint(cached), load_checkpoint(direct)
+    a, b = train_state(cached), train_state(direct)
     assert _states_equal(a["generator"], b["generator"])
     ids = [r["g_id"] for r in _records(cached)]
     assert ids == [r["g_id"] for r in _records(direct)]
@@ -112,12 +113,12 @@ def test_identity_blur_reaches_the_loss_and_its_cached_targets(sample_data, tmp_
 
 
 def test_init_from_starts_from_another_runs_weights(tiny_run, sample_data, tmp_path):
-    src = load_checkpoint(tiny_run)
+    src = train_state(tiny_run)
     run = tmp_path / "finetune"
     # a learning rate too small to move fp32 weights: after one step they are still the source's
     train(tiny_recipe(sample_data, f"train.init_from={tiny_run}", "train.steps=1", "train.lr_g=1e-30",
                       "train.lr_d=1e-30", "train.checkpoint_every=100"), run)
-    ckpt = load_checkpoint(run)
+    ckpt = train_state(run)
     assert ckpt["step"] == 1 and ckpt["recipe"]["train"]["init_from"] == str(tiny_run)
     for key, weights in (("generator", src["ema"]), ("ema", src["ema"]), ("discriminator", src["discriminator"])):
         params = [k for k in weights if "running_" not in k and "num_batches" not in k]  # BatchNorm statistics move
@@ -126,29 +127,29 @@ def test_init_from_starts_from_another_runs_weights(tiny_run, sample_data, tmp_p
     train(tiny_recipe(sample_data, "train.steps=1", "train.lr_g=1e-30", "train.lr_d=1e-30",
                       "train.checkpoint_every=100"), fresh)
     first = next(iter(src["ema"]))
-    assert not torch.allclose(load_checkpoint(fresh)["ema"][first], src["ema"][first])  # the check can fail
+    assert not torch.allclose(train_state(fresh)["ema"][first], src["ema"][first])  # the check can fail
 
 
 def test_init_from_chains_record_every_earlier_stage_down_to_the_bundled_card(tiny_run, sample_data, tmp_path):
-    from facegan.bundled import load_bundled, write_bundle
+    from facegan.checkpoints.bundle_writer import write_bundle
 
-    src = load_checkpoint(tiny_run)
+    src = train_state(tiny_run)
     assert src["earlier_stages"] == []  # trained from scratch
     stage2, stage3 = tmp_path / "stage2", tmp_path / "stage3"
     train(tiny_recipe(sample_data, f"train.init_from={tiny_run}", "train.steps=2", "loss.adversarial=0"), stage2)
     train(tiny_recipe(sample_data, f"train.init_from={stage2}", "train.steps=1"), stage3)
-    ckpt = load_checkpoint(stage3)
+    ckpt = train_state(stage3)
     stages = ckpt["earlier_stages"]
     assert [(s["source"], s["steps"]) for s in stages] == [(str(tiny_run), src["step"]), (str(stage2), 2)]
     assert stages[0]["recipe"]["loss"]["adversarial"] == src["recipe"]["loss"]["adversarial"] != 0
     assert stages[1]["recipe"]["loss"]["adversarial"] == 0 and stages[1]["recipe"]["train"]["init_from"] == str(tiny_run)
     # a resumed run keeps them
     train(tiny_recipe(sample_data, f"train.init_from={stage2}", "train.steps=2"), stage3, resume=True)
-    assert load_checkpoint(stage3)["earlier_stages"] == stages
+    assert train_state(stage3)["earlier_stages"] == stages
     # and the bundled model's card names them, as does the checkpoint it loads as
-    model = write_bundle(load_checkpoint(stage3), "chain-test", tmp_path / "models", "test faces", "test licence")
+    model = write_bundle(Checkpoint.load(stage3), "chain-test", tmp_path / "models", "test faces", "test licence")
     assert model.card["earlier_stages"] == stages and model.card["steps"] == 2
-    assert load_bundled(model)["earlier_stages"] == stages
+    assert Checkpoint.from_bundled(model).earlier_stages == stages
     # both files come from the one atomic writer: the weights are as readable as the card
     assert model.weights.stat().st_mode & 0o777 == model.weights.with_suffix(".json").stat().st_mode & 0o777
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from facegan import weights
-from facegan.errors import FaceganError
-from facegan.weights import WeightSpec, load_weights, resolve_weights, sha256_file, sidecar_path
+from facegan.core.errors import FaceganError
+from facegan.models import pretrained as weights
+from facegan.models.pretrained import WeightSpec, load_weights, resolve_weights, sha256_file, sidecar_path
 
 TINY_URL = "https://example.invalid/releases/tiny-v1.pt"
 

@@ -8,12 +8,13 @@ from typing import List, Optional
 import typer
 
 from facegan.commands.common import console as _console
-from facegan.commands.common import user_errors
+from facegan.commands.common import reflowed, user_errors
 
 DEFAULT_SPEC = Path("recipes/ablate_inpaint.yaml")
 
 
 @user_errors
+@reflowed
 def ablate(
     spec: Path = typer.Argument(DEFAULT_SPEC, help="Ablation spec: a base recipe and its variants (recipes/ablate_*.yaml)."),
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1, help="Training seeds per variant \\[default: the spec's]."),
@@ -39,23 +40,23 @@ def ablate(
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from facegan.errors import FaceganError
+        from facegan.core.errors import FaceganError
 
         raise FaceganError("facegan ablate trains its runs one after another in one process and is not started by "
                            "torchrun; to train a variant on several GPUs, run `torchrun ... -m facegan train` with "
                            "its recipe (facegan ablate --dry-run lists them), then re-run facegan ablate to score them")
     if spec == DEFAULT_SPEC and not spec.is_file():
-        from facegan.errors import FaceganError
+        from facegan.core.errors import FaceganError
 
         raise FaceganError(f"{DEFAULT_SPEC} not found: run from the facegan repository, or pass a spec file")
     if dry_run:
-        from facegan.ablate import planned_runs
+        from facegan.study.run import planned_runs
 
         con = _console()
         for variant, seed, run_dir, sets in planned_runs(spec, out=out, seeds=seeds, quick=quick, sets=overrides or []):
             con.print(f"{variant} seed {seed} -> {run_dir}\n  --set " + " --set ".join(sets))
         return
-    from facegan.ablate import run_study
+    from facegan.study.run import run_study
 
     run_study(spec, out=out, seeds=seeds, quick=quick, sets=overrides or [], judge=judge_net, no_judge=no_judge,
               device=device, max_images=max_images, console=_console())

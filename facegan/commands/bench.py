@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from facegan.commands.common import console as _console
-from facegan.commands.common import user_errors
+from facegan.commands.common import reflowed, user_errors
 
 app = typer.Typer(help="Measure how fast facegan's pipelines run on this machine.",
                   no_args_is_help=True)
@@ -16,6 +16,7 @@ app = typer.Typer(help="Measure how fast facegan's pipelines run on this machine
 
 @app.command("prepare")
 @user_errors
+@reflowed
 def bench_prepare(
     images: int = typer.Option(3000, "--images", "-n", help="Synthetic CelebA JPEGs to generate."),
     workers: Optional[str] = typer.Option(None, "--workers", "-j", help="Worker counts to time, comma-separated \\[default: 1 and every core].", show_default=False),
@@ -35,9 +36,9 @@ def bench_prepare(
       facegan bench prepare --images 3000 --workers 1,2,4,8
       facegan bench prepare --root ~/datasets/celeba --workers 1,2
     """
-    from facegan.bench_prepare import bench_prepare as run
-    from facegan.bench_prepare import cores, projection
-    from facegan.errors import FaceganError
+    from facegan.bench.prepare import bench_prepare as run
+    from facegan.bench.prepare import cores, projection
+    from facegan.core.errors import FaceganError
 
     n = cores()
     try:
@@ -69,6 +70,7 @@ def bench_prepare(
 
 @app.command("train")
 @user_errors
+@reflowed
 def bench_train(
     recipe: Path = typer.Argument(..., help="Recipe YAML to measure.", show_default=False),
     steps: int = typer.Option(20, "--steps", help="Measured steps per config (the median is reported)."),
@@ -93,9 +95,9 @@ def bench_train(
     """
     import json
 
-    from facegan.bench_train import bench_train as run
-    from facegan.bench_train import results_table
-    from facegan.errors import FaceganError
+    from facegan.bench.train import bench_train as run
+    from facegan.bench.train import results_table
+    from facegan.core.errors import FaceganError
 
     if json_out is not None and json_out.is_dir():
         raise FaceganError(f"--json {json_out} is a folder; pass a file name")
@@ -111,7 +113,7 @@ def bench_train(
     results, info = run(recipe, overrides, variants, steps=steps, warmup=warmup, console=console)
     console.print(results_table(results, info))
     if json_out is not None:
-        from facegan.atomic import atomic_write_bytes
+        from facegan.core.atomic import atomic_write_bytes
 
         payload = {"info": info, "configs": [r.as_dict() for r in results]}
         atomic_write_bytes(json_out, json.dumps(payload, indent=2).encode())

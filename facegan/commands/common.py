@@ -3,20 +3,54 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 
 import typer
 
-
 #: Help of ``--mirror/--no-mirror`` on `eval` and `restore` (facegan.models.mirror).
 MIRROR_HELP = ("Mirror self-ensemble: also run the generator on the mirrored face and average (twice the time; "
-               "+0.07 to +0.16 dB PSNR on the bundled models, a little less identity for inpainting: docs/models.md) "
+               "a little more PSNR, a little less identity for inpainting: docs/models.md) "
                "\\[default: the recipe's model.mirror_ensemble; off for the bundled models].")
 
 #: Columns of the console when output goes to a file or a pipe (a log, ``| tee``) and COLUMNS is
 #: unset: rich's default of 80 would cut digits out of the wide metric tables.
 PIPE_WIDTH = 160
+
+
+def reflow(doc: str) -> str:
+    """A docstring as help text that the terminal wraps: the lines of each paragraph joined into
+    one, so rich re-wraps them at any width instead of breaking them mid-sentence. Indented lines
+    (examples) and list items keep their own lines; a paragraph that starts with ``\\b`` is kept
+    as written."""
+    paragraphs = []
+    for para in inspect.cleandoc(doc or "").split("\n\n"):
+        if para.startswith("\b"):
+            paragraphs.append(para)
+            continue
+        lines: list[str] = []
+        for line in para.split("\n"):
+            starts_own_line = line[:1].isspace() or line.lstrip().startswith(("- ", "* "))
+            if lines and not starts_own_line and not lines[-1][:1].isspace():
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def reflowed(fn):
+    """Decorator: the command's docstring (its help) passed through :func:`reflow`."""
+    fn.__doc__ = reflow(fn.__doc__)
+    return fn
+
+
+def exit_codes_help() -> str:
+    """The exit-code table every command's help ends with."""
+    from facegan.core.errors import EXIT_CODES
+
+    return "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + "."
 
 
 def console(stderr: bool = False):
@@ -34,13 +68,19 @@ def user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from facegan.errors import FaceganError
+        from facegan.core.errors import SIGTERM_SEEN, FaceganError, Terminated
 
         try:
             return fn(*args, **kwargs)
         except FaceganError as err:
+            if SIGTERM_SEEN:  # the signal surfaced as another error: it is what happened
+                print("terminated", file=sys.stderr)
+                raise typer.Exit(143) from None
             print(f"error: {err}", file=sys.stderr)
             raise typer.Exit(err.exit_code) from None
+        except Terminated:
+            print("terminated", file=sys.stderr)
+            raise typer.Exit(143) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(130) from None

@@ -40,7 +40,7 @@ def eval_(
     mask: Optional[str] = typer.Option(None, "--mask", help="inpaint: mask type (center, half, eyes, mouth, box, freeform, glasses, facemask) or a PNG (white = hole)."),
     scale: Optional[int] = typer.Option(None, "--scale", help="sr: the expected upscaling factor; a checkpoint of another scale is refused \\[default: the checkpoint's]."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary JSON here."),
-    identity_net: Optional[str] = typer.Option(None, "--identity-net", help="Network scoring identity cosine: mobilefacenet, facenet-vggface2 or facenet-casia \\[default: the training one]."),
+    identity_net: Optional[str] = typer.Option(None, "--identity-net", help="Network scoring identity cosine: mobilefacenet, facenet-vggface2 or facenet-casia \\[default: the recipe's eval.identity_net, else the training one]."),
     judge: bool = typer.Option(False, "--judge", help="Also score identity with an independent judge network that training never saw."),
     judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan\\[judge]'), or an identity network not used in training (mobilefacenet, facenet-vggface2, facenet-casia)."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Score only the first N images (N >= 1)."),
@@ -53,9 +53,8 @@ def eval_(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSV/JSON/grid \\[default: <run>/eval]."),
 ) -> None:
-    from facegan.evaluate import evaluate
-
-    from facegan.engines.task import TaskOptions
+    from facegan.scoring.evaluate import evaluate
+    from facegan.tasks.base import TaskOptions
 
     options = {k: v for k, v in vars(TaskOptions(mask=mask, scale=scale)).items() if v is not None}
     evaluate(run, data=data, split=split, json_out=json_out, identity_net=identity_net,

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from facegan.commands.common import console as _console
-from facegan.commands.common import user_errors
+from facegan.commands.common import reflowed, user_errors
+
+
+class Format(str, Enum):
+    """``--format``: :data:`facegan.restoring.export.FORMATS` (a test keeps them equal)."""
+
+    onnx = "onnx"
+    torchscript = "torchscript"
 
 
 @user_errors
+@reflowed
 def export(
     source: str = typer.Argument(..., help="Run folder, checkpoint file, or bundled model name (facegan models).", show_default=False),
-    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript."),
+    fmt: Format = typer.Option(Format.onnx, "--format", "-f", help="The file's format."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write \\[default: <name>.onnx / <name>.pt in the current folder].", show_default=False),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset (18 up to the newest the installed onnx knows)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file at the output path (never the source or a file of its run)."),
     fp16: bool = typer.Option(False, "--fp16", help="Weights and compute in float16 (half the file; the parity figure is printed, not enforced)."),
     float_input: bool = typer.Option(False, "--float-input", help="Take float32 faces (and masks) in 0..1 instead of uint8 0..255."),
     benchmark: bool = typer.Option(False, "--benchmark", help="Also time the exported file and the PyTorch restorer per face at batch 1 and 8 (CPU)."),
@@ -40,22 +50,21 @@ def export(
       facegan export inpaint-128 --format onnx --out inpaint-128.onnx
       facegan export runs/sr_identity --format torchscript --fp16
     """
-    from facegan.engines.checkpoint import describe_source, load_checkpoint
-    from facegan.errors import FaceganError
-    from facegan.export import FORMATS, export as run, latency
-
-    if fmt not in FORMATS:
-        raise FaceganError(f"--format {fmt!r}: choose {' or '.join(FORMATS)}")
-    if out is not None and out.is_dir():
-        raise FaceganError(f"--out {out} is a folder; pass a file name")
-    ckpt = load_checkpoint(source)
-    name = ckpt.get("bundled") or Path(str(source)).name.removesuffix(".pt") or "model"
-    target = out or Path(f"{name}{'-fp16' if fp16 else ''}.{'onnx' if fmt == 'onnx' else 'pt'}")
-    console = _console()
-    console.print(f"exporting {describe_source(ckpt)} ({ckpt['task']}) to {fmt}{' (fp16)' if fp16 else ''} ...")
-    result = run(ckpt, fmt, target, opset=opset, fp16=fp16, float_input=float_input, console=console)
+    from facegan.checkpoints.checkpoint import Checkpoint
     from facegan.data.build import human_bytes
+    from facegan.restoring.benchmark import latency
+    from facegan.restoring.export import check_opset
+    from facegan.restoring.export import export as run
+    from facegan.restoring.export import export_target
 
+    fmt = fmt.value
+    if fmt == "onnx":
+        check_opset(opset)
+    ckpt = Checkpoint.load(source)
+    target = export_target(ckpt, out, fmt, fp16, force)
+    console = _console()
+    console.print(f"exporting {ckpt.describe()} ({ckpt.task_name}) to {fmt}{' (fp16)' if fp16 else ''} ...")
+    result = run(ckpt, fmt, target, opset=opset, fp16=fp16, float_input=float_input)
     console.print(f"wrote {result.path}: {human_bytes(result.bytes)} in {result.seconds:.1f} s; "
                   f"parity on real faces: max |Δ| = {result.max_diff:.2e} (outputs in 0..1)"
                   + ("" if fp16 else " ≤ 1e-4"))

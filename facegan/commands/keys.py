@@ -7,10 +7,11 @@ from typing import Optional
 import typer
 
 from facegan.commands.common import console as _console
-from facegan.commands.common import user_errors
+from facegan.commands.common import reflowed, user_errors
 
 
 @user_errors
+@reflowed
 def keys(
     section: Optional[str] = typer.Argument(None, help="Only keys of this section (data, model, loss, train, eval)."),
     task: Optional[str] = typer.Option(None, "--task", help="Only the keys of this task's recipes: inpaint or sr \\[default: both, with a task column]."),
@@ -25,9 +26,8 @@ def keys(
     """
     from rich.table import Table
 
-    from facegan.recipe import describe_keys, describe_keys_by_task
-
-    from facegan.errors import FaceganError
+    from facegan.core.errors import FaceganError
+    from facegan.tasks.recipes import describe_keys, describe_keys_by_task
 
     if task is not None:
         rows = [(k, task, d, doc) for k, d, doc in describe_keys(task)]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from facegan.commands.common import console as _console
-from facegan.commands.common import user_errors
+from facegan.commands.common import reflowed, user_errors
 
 
 @user_errors
+@reflowed
 def models(
     json_out: bool = typer.Option(False, "--json", help="Print the cards as JSON instead of a table."),
 ) -> None:
@@ -26,7 +27,7 @@ def models(
 
     from rich.table import Table
 
-    from facegan.bundled import MODELS_DIR, list_models
+    from facegan.checkpoints.bundled import MODELS_DIR, list_models
     from facegan.data.build import human_bytes
 
     found = list_models()

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from facegan.commands.common import console as _console
-from facegan.commands.common import user_errors
+from facegan.commands.common import reflowed, user_errors
 
 HELP = """Build a packed dataset (uint8 arrays + landmarks, split) that training reads without decoding.
 
@@ -51,13 +51,14 @@ _SPLIT_HELP = "Seeded train,val,test fractions (identity-disjoint where identiti
 
 def _check_size(size: int) -> None:
     if size % 16 or not 32 <= size <= 1024:
-        from facegan.errors import FaceganError
+        from facegan.core.errors import FaceganError
 
         raise FaceganError(f"--size must be a multiple of 16 between 32 and 1024, got {size}")
 
 
 @app.command("sample")
 @user_errors
+@reflowed
 def prepare_sample(
     out: Path = typer.Option(Path("data/sample"), "--out", "-o", help="Dataset folder to write."),
     size: int = typer.Option(128, "--size", help=_SIZE_HELP),
@@ -78,6 +79,7 @@ def prepare_sample(
 
 @app.command("celeba")
 @user_errors
+@reflowed
 def prepare_celeba(
     root: Path = typer.Option(..., "--root", help="CelebA folder (holding img_align_celeba/ or Img/, Anno/, Eval/).", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Dataset folder to write \\[default: data/celeba-SIZE]."),
@@ -103,6 +105,7 @@ def prepare_celeba(
 
 @app.command("celeba-hq")
 @user_errors
+@reflowed
 def prepare_celebahq(
     root: Path = typer.Option(..., "--root", help="CelebAMask-HQ folder (holding CelebA-HQ-img/ and CelebA-HQ-to-CelebA-mapping.txt).", show_default=False),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Dataset folder to write \\[default: data/celebahq-SIZE]."),
@@ -131,6 +134,7 @@ def prepare_celebahq(
 
 @app.command("folder")
 @user_errors
+@reflowed
 def prepare_folder(
     folder: Path = typer.Argument(..., help="Folder of photos (sub-folder names = identities).", show_default=False),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write.", show_default=False),

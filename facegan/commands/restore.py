@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -9,13 +10,28 @@ import typer
 
 from facegan.commands.common import MIRROR_HELP
 from facegan.commands.common import console as _console
-from facegan.commands.common import user_errors
+from facegan.commands.common import reflowed, user_errors
+
+
+class TaskName(str, Enum):
+    """``--task``: the names of :data:`facegan.tasks.registry.TASKS` (a test keeps them equal)."""
+
+    inpaint = "inpaint"
+    sr = "sr"
+
+
+class Backend(str, Enum):
+    """``--backend``: :data:`facegan.restoring.backends.BACKENDS` (a test keeps them equal)."""
+
+    torch = "torch"
+    onnx = "onnx"
 
 
 @user_errors
+@reflowed
 def restore(
     source: Path = typer.Argument(..., help="A photo, or a folder of photos.", show_default=False),
-    task: str = typer.Option("inpaint", "--task", help="inpaint or sr."),
+    task: TaskName = typer.Option(TaskName.inpaint, "--task", help="inpaint (fill a hole) or sr (super-resolution)."),
     mask: Optional[str] = typer.Option(
         None, "--mask",
         help="inpaint: center, half, eyes, mouth, box, freeform, glasses, facemask (placed from each face's "
@@ -27,11 +43,12 @@ def restore(
     scale: Optional[int] = typer.Option(None, "--scale", help="sr: the upscaling factor (picks the newest run of that scale; refuses a checkpoint of another) \\[default: the checkpoint's]."),
     compare: bool = typer.Option(False, "--compare", help="Also write <stem>_compare.png: input | occluded | restored, whole photo and per face."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run folder, bundled model name (facegan models), or with --backend onnx an exported .onnx file \\[default: the newest run of --task in runs/, else the bundled model of --task]."),
-    backend: str = typer.Option("torch", "--backend", help="torch, or onnx: run the generator of an exported --checkpoint MODEL.onnx with onnxruntime (the same detection, alignment and paste-back) \\[default: onnx for a .onnx checkpoint]."),
+    backend: Optional[Backend] = typer.Option(None, "--backend", help="torch, or onnx: run the generator of an exported --checkpoint MODEL.onnx with onnxruntime (the same detection, alignment and paste-back) \\[default: onnx for a .onnx checkpoint, else torch].", show_default=False),
     out: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help=MIRROR_HELP, show_default=False),
     batch_size: int = typer.Option(8, "--batch-size", help="Faces per generator call."),
+    max_megapixels: float = typer.Option(64.0, "--max-megapixels", help="Refuse, before any work, a photo whose restored version would be larger (super-resolution multiplies the pixels by scale²)."),
 ) -> None:
     """Restore the faces of a photo, or of every photo in a folder.
 
@@ -49,9 +66,6 @@ def restore(
     restored (unreadable, too small, no face, no mask) are listed and skipped
     and the others are restored.
 
-    Exit codes: 0 every photo restored; 1 some photos of a folder skipped
-    (listed); 2 bad input or options (nothing written); 3 no face in any photo.
-
     Examples:
       facegan restore photo.jpg --mask eyes
       facegan restore photo.jpg --mask photo_mask.png   (white = hole)
@@ -59,43 +73,35 @@ def restore(
       facegan restore tiny_face.jpg --task sr --scale 8
       facegan restore face.png --aligned --mask mouth   (no detection)
     """
-    from facegan.engines.task import TaskOptions
-    from facegan.engines.tasks import refuse_options, task_class
-    from facegan.errors import FaceganError, NoFaceError
-    from facegan.photo import (
-        RestoreOptions,
-        check_options,
-        parse_face_option,
-        restore_photos,
-    )
-    from facegan.restore import Restorer
+    from facegan.core.errors import FaceganError, not_found
+    from facegan.restoring.backends import open_restorer
+    from facegan.restoring.photo import restore_photos
+    from facegan.restoring.planning import RestoreOptions, check_options, parse_face_option
+    from facegan.tasks.base import TaskOptions
+    from facegan.tasks.registry import check_options as check_task_options
 
-    options = RestoreOptions(task=task, mask=mask or "eyes", faces=parse_face_option(face), aligned=aligned,
-                             compare=compare, batch_size=batch_size)
+    options = RestoreOptions(task=task.value, mask=mask or "eyes", faces=parse_face_option(face), aligned=aligned,
+                             compare=compare, batch_size=batch_size, max_megapixels=max_megapixels)
     check_options(options)
     asked = TaskOptions(mask=mask, scale=scale)
-    refuse_options(task_class(task), asked)
+    check_task_options(options.task, asked)
     if not source.exists():
-        raise FaceganError(f"{source} does not exist")
+        raise FaceganError(f"{source} {not_found(source)}")
     console = _console()
-    given = {k: v for k, v in vars(asked).items() if v is not None}
-    if checkpoint is not None and str(checkpoint).endswith(".onnx") and backend == "torch":
-        backend = "onnx"
-    if backend == "onnx":
-        if mirror is not None:
-            raise FaceganError("--mirror/--no-mirror: an exported model runs as it was exported (its recipe's "
-                               "model.mirror_ensemble); restore with --backend torch to choose")
-        restorer = _onnx_restorer(checkpoint, task, asked)
-    elif backend == "torch":
-        restorer = Restorer.find(task, checkpoint, "runs", device, console, mirror, **given)
-    else:
-        raise FaceganError(f"--backend {backend!r}: choose torch or onnx")
-
+    restorer = open_restorer(options.task, checkpoint, backend.value if backend else None, asked, device, mirror,
+                             console=console)
     if source.is_dir():
         summary = _restore_folder(source, out, restorer, options, console)
     else:
         summary = restore_photos(source, out, restorer, options)
     _report(summary, console)
+    _check_all_restored(summary, source)
+
+
+def _check_all_restored(summary, source: Path) -> None:
+    """Exit code 3 when no photo held a face, 2 when nothing was restored, 1 when some were skipped."""
+    from facegan.core.errors import FaceganError, NoFaceError
+
     if not summary.written:
         if summary.no_face and not summary.failed:
             raise NoFaceError(f"no face found in any of the {len(summary.no_face)} photo(s) in {source}")
@@ -106,31 +112,11 @@ def restore(
                            exit_code=1)
 
 
-def _onnx_restorer(checkpoint, task: str, asked):
-    """The exported model of --checkpoint, checked against --task and the task options."""
-    from facegan.engines.tasks import task_class
-    from facegan.errors import FaceganError
-    from facegan.export import OnnxRestorer
-
-    if checkpoint is None:
-        raise FaceganError("--backend onnx needs --checkpoint MODEL.onnx (made by `facegan export`)")
-    restorer = OnnxRestorer(checkpoint)
-    if restorer.task.name != task:
-        raise FaceganError(f"{checkpoint} is a '{restorer.task.name}' model, not '{task}'")
-    task_class(task).check_checkpoint({"scale": restorer.task.scale}, asked, checkpoint)
-    return restorer
-
-
 def _restore_folder(source: Path, out: Path, restorer, options, console):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from facegan.photo import list_photos, restore_photos
+    from facegan.restoring.photo import restore_photos
+    from facegan.restoring.planning import list_photos
 
     total = len(list_photos(source))
     faces = 0

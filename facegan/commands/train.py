@@ -8,9 +8,11 @@ from typing import List, Optional
 import typer
 
 from facegan.commands.common import console as _console
-from facegan.commands.common import user_errors
+from facegan.commands.common import reflowed, user_errors
+
 
 @user_errors
+@reflowed
 def train(
     recipe: Path = typer.Argument(..., help="Recipe YAML (or, with --resume, a run folder).", show_default=False),
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="Override a recipe key: --set loss.identity=0 (repeatable)."),
@@ -29,8 +31,8 @@ def train(
       facegan train recipes/inpaint_identity.yaml --set loss.identity=0 --set train.steps=50 --out runs/no_id
       facegan train runs/quickstart_inpaint --resume --set train.steps=2000
     """
-    from facegan.errors import FaceganError
-    from facegan.recipe import load_recipe, recipe_to_yaml
+    from facegan.core.errors import FaceganError
+    from facegan.tasks.recipes import load_recipe, recipe_to_yaml
 
     overrides = list(set_ or [])
     run_dir = None
@@ -53,7 +55,7 @@ def train(
     out_dir = out or run_dir or Path("runs") / resolved.name
     if out is not None:
         resolved.name = out.name
-    from facegan.engines.training import train as run_training
+    from facegan.training.train import train as run_training
 
     console = _console()
     last = run_training(resolved, out_dir, resume=resume, console=console)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facegan.errors import FaceganError
+from facegan.core.errors import FaceganError
 
 PARTITION = "list_eval_partition.txt"
 IDENTITY = "identity_CelebA.txt"

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facegan.data.extract import Operation, Problem, Source, Task, run_task
+from facegan.core.errors import FaceganError
+from facegan.data.extract import ExtractJob, Operation, Problem, Source, run_job
 from facegan.data.packed import FORMAT_VERSION, SPLIT_ORDER
 from facegan.data.packed_writer import PackedWriter
 from facegan.data.pool import WorkerPool
-from facegan.errors import FaceganError
-from facegan.geometry import TEMPLATE, TEMPLATE_NAME
+from facegan.faces.geometry import TEMPLATE, TEMPLATE_NAME
 
 #: Sources per task handed to a worker, per operation (bigger = less overhead, coarser progress).
 BATCH = {"crop": 64, "landmarks": 16, "detect": 4}
@@ -135,17 +135,19 @@ class BuildResult:
     sources: int = 0
     seconds: float = 0.0
     workers: int = 1
+    faces_per_source: dict[str, int] = field(default_factory=dict)
+    """Faces kept from each source that gave any (several with ``--all-faces``)."""
 
     @property
     def images_per_second(self) -> float:
         return self.sources / self.seconds if self.seconds > 0 else 0.0
 
 
-def _tasks(sources: dict[str, list[Source]], op: Operation) -> Iterator[Task]:
+def _jobs(sources: dict[str, list[Source]], op: Operation) -> Iterator[ExtractJob]:
     batch = BATCH[op.kind]
     for split, items in sources.items():
         for start in range(0, len(items), batch):
-            yield Task(split, op, items[start : start + batch])
+            yield ExtractJob(split, op, items[start : start + batch])
 
 
 def skipped_meta(problems: list[Problem]) -> dict:
@@ -191,13 +193,16 @@ def build(
                 writer.start_split(order[len(started_splits)])
                 started_splits.append(order[len(started_splits)])
 
+        per_source: dict[str, int] = {}
         with WorkerPool(workers, uses_torch=op.uses_torch) as pool, \
                 _progress(console, description, total) as advance:
             done = 0
-            for res in pool.imap(run_task, _tasks(sources, op)):
+            for res in pool.imap(run_job, _jobs(sources, op)):
                 advance_to(res.split)
                 for face in res.faces:
                     writer.add(face.image, face.name, face.identity, face.landmarks)
+                    source = face.name.split("#", 1)[0]
+                    per_source[source] = per_source.get(source, 0) + 1
                 problems.extend(res.problems)
                 done += res.sources
                 advance(done)
@@ -205,11 +210,12 @@ def build(
                     on_progress(done, total)
         advance_to(order[-1])
         seconds = time.perf_counter() - started
-        result = BuildResult(Path(out), writer.counts, problems, total, seconds, workers)
+        result = BuildResult(Path(out), writer.counts, problems, total, seconds, workers, per_source)
         if sum(result.counts.values()) == 0:
             raise FaceganError(f"none of the {total} images gave a face "
                                f"({_problem_counts(problems)}); nothing was written")
-        meta = {**meta, "skipped": skipped_meta(problems),
+        per_photo = {"faces_per_photo": faces_histogram(per_source)} if op.all_faces else {}
+        meta = {**meta, **per_photo, "skipped": skipped_meta(problems),
                 "timing": {"seconds": round(seconds, 1), "workers": workers,
                            "images_per_second": round(result.images_per_second, 1)}}
         writer.finish(meta)
@@ -231,8 +237,9 @@ class _progress:
     def __enter__(self) -> Callable[[int], None]:
         if self.console is None:
             return lambda done: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
-                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        )
         from rich.text import Text
 
         class Speed(ProgressColumn):
@@ -310,11 +317,39 @@ def build_and_report(
     result = build(out, sources, op, meta, workers, force=force, console=console,
                    description=description, problems=problems, on_progress=on_progress)
     print_problems(console, result.problems)
+    if op.all_faces:
+        print_faces_per_photo(console, result.faces_per_source)
     warn_empty_splits(console, result.counts)
     print_summary(console, out, f"wrote {out}: {label(result)} at {op.size}x{op.size} in "
                   f"{result.seconds:.1f} s ({human_rate(result.images_per_second)} images/s, "
                   f"{result.workers} worker(s))")
     return result
+
+
+def faces_histogram(per_source: dict[str, int]) -> dict[str, int]:
+    """{faces kept: photos that gave that many}, for meta.json and the report."""
+    counts: dict[int, int] = {}
+    for n in per_source.values():
+        counts[n] = counts.get(n, 0) + 1
+    return {str(k): counts[k] for k in sorted(counts)}
+
+
+#: A photo that gives more faces than this is named in the report (a crowd, or detector noise).
+MANY_FACES = 5
+
+
+def print_faces_per_photo(console, per_source: dict[str, int]) -> None:
+    """``--all-faces``: how many faces each photo gave, and the photos that gave many."""
+    if console is None or not per_source:
+        return
+    histogram = ", ".join(f"{k} face{'s' if k != '1' else ''}: {v} photo{'s' if v > 1 else ''}"
+                          for k, v in faces_histogram(per_source).items())
+    console.print(f"faces kept per photo: {histogram}")
+    many = sorted(((n, name) for name, n in per_source.items() if n > MANY_FACES), reverse=True)
+    if many:
+        listed = ", ".join(f"{name} ({n})" for n, name in many[:5]) + (" ..." if len(many) > 5 else "")
+        console.print(f"[yellow]warning:[/] {len(many)} photo(s) gave more than {MANY_FACES} faces: {listed}; "
+                      "check them (a crowd, or a detector fooled by texture)")
 
 
 #: What an empty split means for the user.

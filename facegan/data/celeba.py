@@ -8,7 +8,7 @@ mirrors unzip to, e.g. ``img_align_celeba/img_align_celeba``):
   -- and resized with PIL's antialiased LANCZOS; the landmarks of
   ``list_landmarks_align_celeba.txt`` follow by the crop offset and the scale. No warp.
 * ``img_celeba/`` (in the wild): each photo is aligned onto the template from the five
-  landmarks of ``list_landmarks_celeba.txt`` (:func:`facegan.faces.align_face`).
+  landmarks of ``list_landmarks_celeba.txt`` (:func:`facegan.faces.align.align_face`).
 
 The split is CelebA's official ``list_eval_partition.txt`` (162,770 / 19,867 / 19,962 images,
 identity-disjoint); identities come from ``identity_CelebA.txt``. Annotation files are found in
@@ -20,19 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facegan.core.errors import FaceganError
 from facegan.data import annotations as anno
-from facegan.data.build import (
-    InputsHash,
-    build_and_report,
-    check_settings,
-    inputs_hash_to_build,
-    list_files,
-)
+from facegan.data.build import InputsHash, build_and_report, check_settings, inputs_hash_to_build, list_files
 from facegan.data.extract import Operation, Problem, Source
 from facegan.data.packed import SPLIT_ORDER
-from facegan.errors import FaceganError
-from facegan.faces import ALIGNMENT_VERSION
-from facegan.geometry import CELEBA_ALIGNED_SIZE, CELEBA_SQUARE_BOX
+from facegan.faces.align import ALIGNMENT_VERSION
+from facegan.faces.geometry import CELEBA_ALIGNED_SIZE, CELEBA_SQUARE_BOX
 
 #: Bumped whenever the fixed crop changes what a prepared dataset contains.
 CROP_VERSION = "celeba-square-box-lanczos-v1"

@@ -11,7 +11,7 @@ cannot be guaranteed, and the run says so).
 CelebA-HQ images are FFHQ-like tight crops, not facegan's geometry, so each one is aligned
 like any photo: MTCNN finds the five landmarks (on a copy at most 512 pixels long; the JPEG
 is decoded at reduced scale where that keeps the face sharp enough), and
-:func:`facegan.faces.align_face` warps the face onto the template -- the same template
+:func:`facegan.faces.align.align_face` warps the face onto the template -- the same template
 CelebA crops sit on.
 """
 
@@ -20,20 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facegan.core.errors import FaceganError
 from facegan.data import annotations as anno
-from facegan.data.build import (
-    InputsHash,
-    build_and_report,
-    check_settings,
-    inputs_hash_to_build,
-    list_files,
-)
+from facegan.data.build import InputsHash, build_and_report, check_settings, inputs_hash_to_build, list_files
 from facegan.data.celeba import shared_identities
 from facegan.data.extract import Operation, Problem, Source
 from facegan.data.packed import SPLIT_ORDER
 from facegan.data.splits import DEFAULT_FRACTIONS, seeded_split
-from facegan.errors import FaceganError
-from facegan.faces import ALIGNMENT_VERSION, DETECT_MAX_SIDE
+from facegan.faces.align import ALIGNMENT_VERSION
+from facegan.faces.detect import DETECT_MAX_SIDE
 
 IMAGE_DIR = "CelebA-HQ-img"
 WHERE_HQ_FILES = ("CelebAMask-HQ unpacks to a folder holding CelebA-HQ-img/ and "

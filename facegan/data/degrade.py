@@ -30,7 +30,7 @@ from torch import Tensor
 
 
 class DegradationSpec(Protocol):
-    """What :func:`degrade` reads (``facegan.recipe.DegradationConfig`` is one)."""
+    """What :func:`degrade` reads (``facegan.tasks.recipes.DegradationConfig`` is one)."""
 
     blur_sigma: tuple[float, float]
     noise_std: tuple[float, float]

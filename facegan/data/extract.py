@@ -1,7 +1,7 @@
 """Turn one source image into aligned faces: what each worker process does.
 
-Every preparer describes its work as :class:`Task` objects (a split, an :class:`Operation`
-and a batch of :class:`Source` images); :func:`run_task` (run in a worker process, see
+Every preparer describes its work as :class:`ExtractJob` objects (a split, an :class:`Operation`
+and a batch of :class:`Source` images); :func:`run_job` (run in a worker process, see
 :mod:`facegan.data.pool`) decodes each image and returns the faces it made and the problems
 it met. Three operations exist, one per kind of input:
 
@@ -9,14 +9,14 @@ it met. Three operations exist, one per kind of input:
   with PIL's antialiased LANCZOS; landmarks follow by the box offset and the scale.
 * ``landmarks``: a similarity warp onto the template from five landmarks that come with the
   image (CelebA in the wild, ``list_landmarks_celeba.txt``), via :func:`faces.align_face`.
-* ``detect``: :func:`facegan.faces.find_faces` finds the faces (facegan's one detection
+* ``detect``: :func:`facegan.faces.detect.find_faces` finds the faces (facegan's one detection
   policy, the same as ``restore``'s), then the same warp (CelebA-HQ, a folder of photos, the
   bundled sample).
 
 Large JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, 1/2, 1/4 or 1/8) when the
 face still keeps at least two source pixels per output pixel, so alignment stays
 antialiased but decoding a 12-megapixel photo for a 128-pixel face is cheap. All coordinates
-are pixel-index coordinates (:mod:`facegan.geometry`).
+are pixel-index coordinates (:mod:`facegan.faces.geometry`).
 """
 
 from __future__ import annotations
@@ -28,16 +28,13 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from facegan.errors import FaceganError
-from facegan.faces import DETECT_MAX_SIDE, align_face, find_faces, to_rgb
-from facegan.geometry import (
-    affine_scale,
-    apply_affine,
-    box_resize_matrix,
-    rescale_points,
-    similarity_matrix,
-    template_points,
+from facegan.core.errors import FaceganError
+from facegan.faces.align import align_face
+from facegan.faces.detect import DETECT_MAX_SIDE, find_faces
+from facegan.faces.geometry import (
+    affine_scale, apply_affine, box_resize_matrix, rescale_points, similarity_matrix, template_points,
 )
+from facegan.faces.images import to_rgb
 
 #: JPEG scale reductions libjpeg can decode at.
 _REDUCTIONS = (8, 4, 2, 1)
@@ -81,7 +78,7 @@ class Operation:
         return self.kind == "detect"
 
 
-class Task(NamedTuple):
+class ExtractJob(NamedTuple):
     """A batch of sources of one split."""
 
     split: str
@@ -239,7 +236,7 @@ def _full_size(img: Image.Image, k: int) -> tuple[int, int]:
 _OPERATIONS = {"crop": _crop, "landmarks": _from_landmarks, "detect": _detect}
 
 
-class TaskResult(NamedTuple):
+class JobResult(NamedTuple):
     """What a worker hands back for one task."""
 
     split: str
@@ -250,14 +247,14 @@ class TaskResult(NamedTuple):
     problems: list[Problem]
 
 
-def run_task(task: Task) -> TaskResult:
+def run_job(job: ExtractJob) -> JobResult:
     """Process one batch of sources; never raises for a bad image (it becomes a Problem)."""
-    fn = _OPERATIONS[task.op.kind]
+    fn = _OPERATIONS[job.op.kind]
     faces: list[Extracted] = []
     problems: list[Problem] = []
-    for source in task.sources:
+    for source in job.sources:
         try:
-            faces.extend(fn(source, task.op))
+            faces.extend(fn(source, job.op))
         except _Unreadable as exc:
             problems.append(Problem(source.name, "unreadable", str(exc)))
         except (FileNotFoundError, UnidentifiedImageError, OSError) as exc:
@@ -266,4 +263,4 @@ def run_task(task: Task) -> TaskResult:
             problems.append(Problem(source.name, "no_face", str(exc) or "no face found"))
         except (ValueError, FaceganError) as exc:
             problems.append(Problem(source.name, "bad_landmarks", str(exc).splitlines()[0]))
-    return TaskResult(task.split, len(task.sources), faces, problems)
+    return JobResult(job.split, len(job.sources), faces, problems)

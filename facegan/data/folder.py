@@ -11,20 +11,26 @@ listed and skipped.
 Identities come from the first level of sub-folders (``alice/1.jpg`` is ``alice``); images
 directly in the folder have no identity. The split is seeded (``fractions``, ``seed``) and
 keeps each identity inside one split; it is identity-disjoint when every image has one.
+
+Byte-identical files (found by content hash) are packed once: the first in path order is kept,
+the copies are listed as skipped duplicates, so one image can never be in two splits (a copy
+under another identity would otherwise put the same face in train and in test).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from facegan.core.errors import FaceganError
 from facegan.data.build import InputsHash, build_and_report, check_settings, inputs_hash_to_build
-from facegan.data.extract import Operation, Source
+from facegan.data.extract import Operation, Problem, Source
 from facegan.data.packed import SPLIT_ORDER
 from facegan.data.splits import DEFAULT_FRACTIONS, seeded_split
-from facegan.errors import FaceganError
-from facegan.faces import ALIGNMENT_VERSION, DETECT_MAX_SIDE
+from facegan.faces.align import ALIGNMENT_VERSION
+from facegan.faces.detect import DETECT_MAX_SIDE
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -42,6 +48,8 @@ class FolderInputs:
     ignored: int
     """Files with other extensions (not images), skipped."""
     inputs: InputsHash
+    duplicates: list[Problem] = field(default_factory=list)
+    """Byte-identical copies of an earlier file, left out (each names the file it copies)."""
 
     @property
     def identity_disjoint(self) -> bool:
@@ -86,9 +94,10 @@ def scan_folder(
     if not files:
         raise FaceganError(f"no images found in {root} (looked for "
                            f"{', '.join(e[1:] for e in EXTENSIONS)}, in sub-folders too)")
+    files, duplicates = _without_copies(root, files)
     ids = [rel.split("/", 1)[0] if "/" in rel else "" for rel, _ in files]
     splits = seeded_split(ids, fractions, seed)
-    inputs = InputsHash(preparer="folder-v1", alignment=ALIGNMENT_VERSION,
+    inputs = InputsHash(preparer="folder-v2", alignment=ALIGNMENT_VERSION,
                         detector=f"mtcnn<={DETECT_MAX_SIDE}px", fractions=list(fractions), seed=seed,
                         all_faces=all_faces)
     sources: dict[str, list[Source]] = {name: [] for name in SPLIT_ORDER}
@@ -97,7 +106,41 @@ def scan_folder(
         sources[split].append(Source(str(root / rel), rel, ident))
     return FolderInputs(root=root, sources=sources, images=len(files),
                         with_identity=sum(1 for i in ids if i),
-                        identities=len({i for i in ids if i}), ignored=ignored, inputs=inputs)
+                        identities=len({i for i in ids if i}), ignored=ignored, inputs=inputs,
+                        duplicates=duplicates)
+
+
+def _content_digest(path: Path) -> str | None:
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                sha.update(chunk)
+    except OSError:
+        return None  # unreadable: the extraction lists it
+    return sha.hexdigest()
+
+
+def _without_copies(root: Path, files: list[tuple[str, os.stat_result]]):
+    """The files with every byte-identical copy of an earlier one left out, and those copies
+    (as skipped problems naming the file they copy). Only files of equal size are hashed."""
+    by_size: dict[int, list[str]] = {}
+    for rel, stat in files:
+        by_size.setdefault(stat.st_size, []).append(rel)
+    first_of: dict[str, str] = {}
+    copies: dict[str, str] = {}
+    for same_size in (names for names in by_size.values() if len(names) > 1):
+        for rel in same_size:
+            digest = _content_digest(root / rel)
+            if digest is None:
+                continue
+            if digest in first_of:
+                copies[rel] = first_of[digest]
+            else:
+                first_of[digest] = rel
+    kept = [(rel, stat) for rel, stat in files if rel not in copies]
+    problems = [Problem(rel, "duplicate", f"the same bytes as {copies[rel]}") for rel, _ in files if rel in copies]
+    return kept, problems
 
 
 def describe(found: FolderInputs, fractions, seed: int) -> str:
@@ -115,6 +158,13 @@ def describe(found: FolderInputs, fractions, seed: int) -> str:
     else:
         lines.append(f"  no sub-folders, so identities are unknown and the split (seed {seed}) "
                      f"is per image, not identity-disjoint: {counts}")
+    if found.duplicates:
+        shown = ", ".join(f"{p.name} = {p.reason.removeprefix('the same bytes as ')}"
+                          for p in found.duplicates[:3]).replace("[", "\\[")  # file names are not rich markup
+        more = f" and {len(found.duplicates) - 3} more" if len(found.duplicates) > 3 else ""
+        lines.append(f"  [yellow]warning:[/] {len(found.duplicates):,} byte-identical cop"
+                     f"{'y' if len(found.duplicates) == 1 else 'ies'} skipped, packed once so no image "
+                     f"is in two splits: {shown}{more}")
     lines.append("  faces: MTCNN, aligned on 5 landmarks to facegan's template")
     return "\n".join(lines)
 
@@ -168,7 +218,7 @@ def prepare_folder(
         },
     }
     op = Operation("detect", size, exif=True, all_faces=all_faces)
-    build_and_report(out, found.sources, op, meta, workers, force=force, console=console,
+    build_and_report(out, found.sources, op, meta, workers, force=force, console=console, problems=found.duplicates,
                      description="detecting and aligning faces", on_progress=on_progress,
                      label=lambda r: f"{sum(r.counts.values()):,} faces from {found.images:,} images")
     return out

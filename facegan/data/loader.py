@@ -65,7 +65,7 @@ class BatchLoader:
         self.batch, self.seed, self.rank, self.world, self.flip = batch, seed, rank, world, flip
         self.device = device
         if self.n < batch * world:
-            from facegan.errors import FaceganError
+            from facegan.core.errors import FaceganError
 
             raise FaceganError(
                 f"train.batch {batch} x {world} process(es) is larger than the {split.name} split "

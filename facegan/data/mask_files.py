@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from facegan.core.errors import FaceganError
 from facegan.data.masks import MASK_TYPES
-from facegan.errors import FaceganError
 
 #: Image files accepted as a mask by :func:`parse_mask_spec`.
 MASK_FILE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

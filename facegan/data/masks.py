@@ -6,7 +6,7 @@ tensor operations on the target device: there is no Python loop over the samples
 
 Geometry is done in *continuous* coordinates (pixel ``j`` covers ``[j, j + 1)``, its centre is
 ``j + 0.5``); landmarks, which facegan keeps in pixel-index coordinates (see
-:mod:`facegan.geometry`), are shifted by +0.5 on entry. A pixel is a hole when its centre
+:mod:`facegan.faces.geometry`), are shifted by +0.5 on entry. A pixel is a hole when its centre
 lies inside the shape, so every mask lies inside the image by construction.
 
 The named kinds (``random=True`` adds per-sample jitter for training; ``random=False`` gives
@@ -41,9 +41,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from facegan.errors import FaceganError
+from facegan.core.errors import FaceganError
 from facegan.data.raster import BIG, Frame, centres, disc_rows, fill_rows, hull, intersect
-from facegan.geometry import template_points
+from facegan.faces.geometry import template_points
 
 MASK_TYPES: tuple[str, ...] = (
     "center",

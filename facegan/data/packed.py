@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facegan.errors import FaceganError
+from facegan.core.errors import FaceganError
 
 FORMAT = "facegan-packed"
 FORMAT_VERSION = 1

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from facegan import __version__
+from facegan.core.errors import FaceganError
+from facegan.core.locks import exclusive, remove_stale
 from facegan.data.packed import CSV_HEADER, FORMAT, FORMAT_VERSION, HASH_CHUNK, is_packed_dir
-from facegan.errors import FaceganError
-from facegan.locks import exclusive, remove_stale
-from facegan.geometry import TEMPLATE, TEMPLATE_NAME
+from facegan.faces.geometry import TEMPLATE, TEMPLATE_NAME
 
 
 @dataclass

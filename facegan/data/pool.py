@@ -20,7 +20,7 @@ import signal
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from facegan.errors import FaceganError
+from facegan.core.errors import FaceganError
 
 T = TypeVar("T")
 R = TypeVar("R")

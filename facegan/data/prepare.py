@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from facegan.core.errors import FaceganError
 from facegan.data.build import already_prepared, build_and_report, check_settings
 from facegan.data.extract import Operation, Source
 from facegan.data.packed import FORMAT_VERSION, SPLIT_ORDER
-from facegan.errors import FaceganError
-from facegan.faces import ALIGNMENT_VERSION
-from facegan.geometry import TEMPLATE, TEMPLATE_NAME
+from facegan.faces.align import ALIGNMENT_VERSION
+from facegan.faces.geometry import TEMPLATE, TEMPLATE_NAME
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "assets" / "sample_faces"
 SAMPLE_MANIFEST_COLUMNS = ("file", "identity", "split", "source_repo", "licence", "sha256")

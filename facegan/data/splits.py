@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from facegan.core.errors import FaceganError
 from facegan.data.packed import SPLIT_ORDER
-from facegan.errors import FaceganError
 
 DEFAULT_FRACTIONS = (0.9, 0.05, 0.05)
 

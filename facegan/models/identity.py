@@ -1,13 +1,13 @@
 """Frozen face-recognition networks for the identity loss and the identity metric.
 
 An :class:`IdentityNet` takes facegan's aligned faces (``(B, 3, S, S)`` in [-1, 1], on the
-template of :mod:`facegan.geometry`, any square size ``S``), re-crops them on the device to the
+template of :mod:`facegan.faces.geometry`, any square size ``S``), re-crops them on the device to the
 geometry its backbone was trained on, normalises them the way the backbone expects, and returns
 L2-normalised embeddings. It is always frozen (eval mode, no parameter gradients) but
 differentiable with respect to its input, so :func:`identity_loss` can train a generator.
 
 Backbones are chosen by name from :data:`IDENTITY_NETS`; their weights come from
-:mod:`facegan.weights` (an explicit path, an environment variable, the package, or the torch
+:mod:`facegan.models.pretrained` (an explicit path, an environment variable, the package, or the torch
 hub cache).
 """
 
@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facegan import geometry
-from facegan.errors import FaceganError
+from facegan.core.errors import FaceganError
+from facegan.faces import geometry
 from facegan.models import mobilefacenet
-from facegan.weights import load_weights
+from facegan.models.pretrained import load_weights
 
 #: The standard ArcFace / InsightFace 5-point template of a 112x112 crop (pixel-index
 #: coordinates, as cv2.warpAffine uses them). MobileFaceNet was trained on faces aligned to it.
@@ -63,7 +63,7 @@ _ANTIALIAS_BELOW = 0.75
 class IdentitySpec:
     """How to feed one face-recognition backbone."""
 
-    #: Key in :data:`facegan.weights.WEIGHTS`; it also builds the backbone.
+    #: Key in :data:`facegan.models.pretrained.WEIGHTS`; it also builds the backbone.
     weights: str
     #: Side of the square input the backbone takes.
     input_size: int
@@ -76,7 +76,7 @@ class IdentitySpec:
 
 
 #: The identity networks by name. Another backbone is one entry here plus its weights entry in
-#: facegan.weights.WEIGHTS.
+#: facegan.models.pretrained.WEIGHTS.
 #:
 #: The crop each backbone receives (see :meth:`IdentityNet.crop`): the similarity transform
 #: that maps facegan's five template landmarks (``geometry.template_points(S)``) onto the
@@ -106,7 +106,7 @@ IDENTITY_NETS: dict[str, IdentitySpec] = {
     # The same InceptionResnetV1 trained on CASIA-WebFace (facenet-pytorch's other release):
     # the same MTCNN 160x160 box crops and standardisation as the VGGFace2 weights. Its file
     # carries a 10,575-class classifier (VGGFace2's has 8,631); the embedding network drops it
-    # (facegan.weights: unused_prefixes).
+    # (facegan.models.pretrained: unused_prefixes).
     "facenet-casia": IdentitySpec(
         weights="facenet-casia",
         input_size=160,
@@ -125,7 +125,7 @@ def load_identity_net(
     """The frozen identity network ``name`` on ``device``.
 
     ``weights`` is an explicit weights file; without it the file is found as
-    :func:`facegan.weights.resolve_weights` describes. ``blur`` is the sigma (pixels of the
+    :func:`facegan.models.pretrained.resolve_weights` describes. ``blur`` is the sigma (pixels of the
     faces it is given) of a Gaussian blur applied before the crop (the identity loss's
     ``loss.identity_blur``; 0 for a metric). FaceganError for an unknown name, or weights that
     cannot be found or do not fit.

@@ -3,16 +3,15 @@
 An aligned face is close to left-right symmetric, and its mirror image is a face the generator
 was trained on too (training flips half the faces). Its error on the mirrored input is partly
 independent of its error on the face itself, so the mean of the two outputs (the second flipped
-back) is closer to the truth than either: +0.07 to +0.16 dB PSNR on the bundled models (all
-1,125 test faces; docs/models.md). It costs a second forward pass and changes no weight. On
-inpainting it lowered the judge's cosine (eyes: −0.0007, paired), and on SR it raised the
-outputs' period-2 spectral peak, so the bundled models do not use it by default. Only the
+back) is closer to the truth than either (docs/models.md has the measurements). It costs a
+second forward pass and changes no weight. On inpainting it lowered the judge's cosine, and on
+SR it raised the outputs' period-2 spectral peak, so the bundled models do not use it by default. Only the
 horizontal mirror is used: the other flips and rotations of image-restoration self-ensembles
 (Lim et al. 2017, EDSR+) turn a face upside down, which the generator never saw.
 
 Every input is flipped: the masked face and its hole for inpainting, the small face for
 super-resolution. The recipe key ``model.mirror_ensemble`` turns it on for evaluation,
-``restore`` and ``export`` (:func:`facegan.engines.checkpoint.build_eval_generator`);
+``restore`` and ``export`` (:meth:`facegan.checkpoints.checkpoint.Checkpoint.build_generator`);
 training and its sample grids always run the single generator.
 """
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from facegan.errors import FaceganError
+from facegan.core.errors import FaceganError
 
 SCALES = (2, 4, 8)
 

@@ -14,7 +14,7 @@ This network keeps the surroundings at every scale and fills from them:
   not from a fixed-size window).
 * **Decoder**: per level, a 1x1 convolution at the low resolution reduces the channels,
   nearest-neighbour upsampling doubles the side (``upsample="bilinear"`` gives smoother fills
-  early in training but measured 0.1-0.3 dB lower at an equal CPU budget), the encoder's skip
+  early in training but scored lower at an equal CPU budget: docs/models.md), the encoder's skip
   of that level is added, and a 3x3 convolution mixes them (*resize-convolution*: no transposed convolution, hence no
   checkerboard; the additive skip is cheap, which matters at full resolution).
 * **Gated convolutions** (``gated=True``, Yu et al., DeepFill v2): every 3x3 convolution of

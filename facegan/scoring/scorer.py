@@ -1,0 +1,182 @@
+"""Scoring for ``facegan eval`` (docs/design.md, "Metrics"): run a checkpoint's EMA generator and
+the task's no-model references over the split, and score every image.
+
+Each batch's outputs are quantised to uint8 and scored per image by the task
+(:meth:`facegan.tasks.base.Task.score`), plus the identity cosine by the scoring identity
+network (:mod:`facegan.scoring.identity_rule`) and, when asked, an independent judge
+(:mod:`facegan.scoring.judge`). The references are scored by the same code; their rows are
+reused from :mod:`facegan.scoring.reference_cache` when the same batch was scored before.
+Then each row gets its mean and 95% Student-t interval over images
+(:func:`facegan.metrics.stats.mean_ci`, the interval ``ablate`` prints) and the model is paired
+with each reference image by image (:func:`facegan.metrics.stats.paired_difference`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facegan.metrics import info as metric_info
+from facegan.metrics import quality as metrics
+from facegan.metrics.stats import mean_ci, paired_difference
+from facegan.scoring.console import progress
+from facegan.scoring.evaluation import CacheUse, EvalSetup, Evaluation
+from facegan.scoring.identity_rule import IdentityChoice, identity_net_for
+from facegan.scoring.inputs import EvalInputs, eval_batches
+from facegan.scoring.reference_cache import ReferenceCache, scorer_digest
+
+#: Faces shown in the grid picture (from the first batch).
+GRID_FACES = 8
+
+#: Per row (``model`` or a reference key), per metric: one array per batch.
+Rows = dict[str, dict[str, list[np.ndarray]]]
+
+
+@dataclass
+class Scorers:
+    """What turns an evaluation batch into per-image metrics."""
+
+    task: Any
+    generator: torch.nn.Module
+    identity: IdentityChoice
+    id_net: Any
+    judge: Any | None
+    """The judge (:class:`facegan.scoring.judge.Judge`), or None."""
+    references: tuple
+    """The task's :class:`facegan.tasks.base.Reference` rows scored beside the model."""
+    cache: ReferenceCache | None
+
+    @property
+    def reference_keys(self) -> tuple[str, ...]:
+        return tuple(r.key for r in self.references)
+
+
+def score(inputs: EvalInputs, identity_net: str | None = None, device: str = "auto", judge: str | None = None,
+          references: bool = True, mirror: bool | None = None, reference_cache: bool = True,
+          console=None) -> Evaluation:
+    """Score ``inputs``' checkpoint and (unless ``references`` is False) the task's references.
+
+    ``identity_net`` asks for a scoring identity network (:func:`identity_net_for`); ``judge``
+    names an independent judge (None: no judge); ``mirror`` True/False overrides the recipe's
+    ``model.mirror_ensemble``; ``reference_cache`` False neither reads nor writes cached
+    reference rows. ``console`` shows a progress bar. Writes nothing.
+    """
+    from facegan.core.device import pick_device
+
+    dev = pick_device(device)
+    scorers = load_scorers(inputs, identity_net_for(inputs.recipe, identity_net), dev, judge, references,
+                           mirror, reference_cache)
+    rows, grid = _score_split(inputs, scorers, dev, console)
+    return _evaluation(inputs, scorers, rows, grid)
+
+
+def load_scorers(inputs: EvalInputs, identity: IdentityChoice, device: torch.device, judge: str | None,
+                 references: bool, mirror: bool | None, reference_cache: bool) -> Scorers:
+    """The generator, the identity network, the judge and the reference cache, on ``device``."""
+    from facegan.models.identity import load_identity_net
+
+    recipe, task = inputs.recipe, inputs.task
+    id_net = load_identity_net(identity.name, identity.weights, device=device)
+    judge_net = None
+    if judge is not None:  # an independent network that training never saw
+        from facegan.scoring.judge import load_judge
+
+        trained = recipe.loss.identity_net if recipe.loss.identity > 0 else None
+        judge_net = load_judge(judge, training_net=trained, device=device)
+    generator = inputs.ckpt.build_generator(device, mirror)
+    refs = tuple(task.references) if references else ()
+    cache = None
+    if refs and reference_cache:
+        keys = tuple(r.key for r in refs)
+        cache = ReferenceCache(scorer_digest(recipe.task, keys, device, id_net, judge_net))
+    return Scorers(task, generator, identity, id_net, judge_net, refs, cache)
+
+
+def _score_split(inputs: EvalInputs, scorers: Scorers, device: torch.device,
+                 console) -> tuple[Rows, list[tuple[str, np.ndarray]]]:
+    """Every batch's per-image metrics by row, and the grid panels of the first batch."""
+    rows: Rows = {"model": {}, **{key: {} for key in scorers.reference_keys}}
+    grid: list[tuple[str, np.ndarray]] = []
+    bar = progress(console, inputs.n, f"eval {inputs.split} / {inputs.settings.label}")
+    with bar if bar is not None else contextlib.nullcontext():
+        bar_task = bar.add_task("eval", total=inputs.n) if bar is not None else None
+        for start, stop, batch in eval_batches(inputs, device):
+            with torch.no_grad():
+                raw, result = scorers.task.run(scorers.generator, batch)
+                scored = score_batch(scorers, batch, result)
+            for name in rows:
+                for key, value in scored[name].items():
+                    rows[name].setdefault(key, []).append(value)
+            if not grid:
+                k = min(GRID_FACES, stop - start)
+                grid = [(v.title, metrics.to_uint8(v.images[:k])) for v in scorers.task.visuals(batch, raw, result)]
+            if bar is not None:
+                bar.update(bar_task, completed=stop)
+    return rows, grid
+
+
+def score_batch(scorers: Scorers, batch: Any, result: torch.Tensor) -> dict[str, dict[str, np.ndarray]]:
+    """Per-image metrics of one batch: the model's ``result``, then each reference (cached or
+    computed, then cached), by row."""
+    keys, cache = scorers.reference_keys, scorers.cache
+    outputs = {"model": result}
+    cached = cache_file = None
+    if cache is not None:
+        cache_file = cache.file_for(batch)
+        cached = cache.get(cache_file, keys, len(result))
+    if keys and cached is None:
+        outputs.update(scorers.task.reference_outputs(batch))
+    target_emb = scorers.id_net(batch.target)
+    gt_u8 = metrics.to_uint8(batch.target)
+    scored = {}
+    for name, images in outputs.items():
+        per = scorers.task.score(metrics.to_uint8(images), gt_u8, batch)
+        per["id_cos"] = np.asarray(metrics.identity_cosine(scorers.id_net(images), target_emb), dtype=np.float64)
+        if scorers.judge is not None:
+            per.update(scorers.judge.score(images, batch.target))
+        scored[name] = per
+    if cache is not None and cached is None:
+        cache.put(cache_file, {k: scored[k] for k in keys})
+    scored.update(cached or {})
+    return scored
+
+
+def _evaluation(inputs: EvalInputs, scorers: Scorers, rows: Rows, grid: list[tuple[str, np.ndarray]]) -> Evaluation:
+    """The typed :class:`Evaluation`: per-image values, estimates, paired differences and setup."""
+    from facegan.models.mirror import MirrorEnsemble
+
+    per_image = {name: {k: np.concatenate(v) for k, v in values.items()} for name, values in rows.items()}
+    model = per_image.pop("model")
+    task, ckpt, judge = inputs.task, inputs.ckpt, scorers.judge
+    setup = EvalSetup(
+        task=inputs.recipe.task, task_label=task.label, run_name=inputs.recipe.name, checkpoint=Path(ckpt.path),
+        step=ckpt.step, mirror=isinstance(scorers.generator, MirrorEnsemble), dataset=inputs.data_path,
+        split=inputs.split, n_images=inputs.n, settings=inputs.settings, identity_net=scorers.identity.name,
+        judge=judge.name if judge is not None else None, references=scorers.references,
+        columns=(*task.metric_columns, metric_info.ID_COS, *(metric_info.JUDGE if judge is not None else ())),
+    )
+    cache = scorers.cache
+    return Evaluation(
+        setup=setup, files=list(inputs.faces.files[:inputs.n]), identities=list(inputs.faces.identities[:inputs.n]),
+        per_image=model, references=per_image,
+        estimates=_estimates(model),
+        reference_estimates={key: _estimates(values) for key, values in per_image.items()},
+        paired={key: _paired(model, values) for key, values in per_image.items()},
+        grid=grid,
+        cache=CacheUse(cache.folder, cache.hits, cache.misses, cache.write_error) if cache is not None else None,
+    )
+
+
+def _estimates(values: dict[str, np.ndarray]) -> dict:
+    """Per metric, the mean and 95% Student-t interval over images."""
+    return {k: mean_ci(v) for k, v in values.items()}
+
+
+def _paired(model: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict:
+    """Per metric, the paired difference model − reference over the same images."""
+    return {k: paired_difference(v, reference[k]) for k, v in model.items() if k in reference}
