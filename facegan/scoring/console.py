@@ -39,6 +39,9 @@ def print_evaluation(console, evaluation: Evaluation, paths: EvalPaths) -> None:
                                    setup.columns, caption=PAIRED_CAPTION))
     if evaluation.cache is not None:
         _print_cache(console, evaluation)
+    for ref in setup.skipped_references:
+        console.print(f"[yellow]note:[/] peer row {ref.name} skipped: it needs {ref.requires} "
+                      f"(pip install 'facegan[{ref.extra}]')")
     if setup.n_images < 2:
         console.print(f"[yellow]note:[/] {setup.n_images} image: no confidence interval and no paired test "
                       "(they need at least 2 images; null in the JSON)")

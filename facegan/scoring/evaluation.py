@@ -45,6 +45,8 @@ class EvalSetup:
     """The no-model references scored beside the model (none for ``ablate``)."""
     columns: tuple[MetricInfo, ...]
     """The metrics of the tables, in order."""
+    skipped_references: tuple[Reference, ...] = ()
+    """Peers left out because their optional extra is not installed."""
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,14 @@ def _versions() -> str:
         dlib_version = dlib.__version__
     except ImportError:
         dlib_version = "none"
+    try:
+        import cv2
+
+        opencv_version = cv2.__version__
+    except ImportError:
+        opencv_version = "none"
     return (f"python {platform.python_version()} {sys.platform} {platform.machine()}; torch {torch.__version__}; "
-            f"numpy {np.__version__}; scikit-image {skimage.__version__}; dlib {dlib_version}")
+            f"numpy {np.__version__}; scikit-image {skimage.__version__}; dlib {dlib_version}; opencv {opencv_version}")
 
 
 def scorer_digest(task_name: str, reference_keys: tuple[str, ...], device: torch.device | str,

@@ -89,7 +89,7 @@ def load_scorers(inputs: EvalInputs, identity: IdentityChoice, device: torch.dev
         trained = recipe.loss.identity_net if recipe.loss.identity > 0 else None
         judge_net = load_judge(judge, training_net=trained, device=device)
     generator = inputs.ckpt.build_generator(device, mirror)
-    refs = tuple(task.references) if references else ()
+    refs = task.available_references() if references else ()
     cache = None
     if refs and reference_cache:
         keys = tuple(r.key for r in refs)
@@ -158,6 +158,7 @@ def _evaluation(inputs: EvalInputs, scorers: Scorers, rows: Rows, grid: list[tup
         step=ckpt.step, mirror=isinstance(scorers.generator, MirrorEnsemble), dataset=inputs.data_path,
         split=inputs.split, n_images=inputs.n, settings=inputs.settings, identity_net=scorers.identity.name,
         judge=judge.name if judge is not None else None, references=scorers.references,
+        skipped_references=tuple(r for r in task.references if r not in scorers.references) if scorers.references else (),
         columns=(*task.metric_columns, metric_info.ID_COS, *(metric_info.JUDGE if judge is not None else ())),
     )
     cache = scorers.cache

@@ -49,6 +49,9 @@ def summary_of(evaluation: Evaluation) -> dict:
         }
         summary["paired"] = {r.key: {k: asdict(d) for k, d in evaluation.paired[r.key].items()}
                              for r in setup.references}
+    if setup.skipped_references:
+        summary["references_skipped"] = {r.key: f"needs {r.requires}: pip install 'facegan[{r.extra}]'"
+                                          for r in setup.skipped_references}
     return summary
 
 

@@ -97,6 +97,17 @@ class Reference:
     """Short name used in JSON and CSV (``grey``, ``biharmonic``, ``bicubic``)."""
     name: str
     """Row label in tables."""
+    requires: str | None = None
+    """A *peer* (a method users could run instead, e.g. OpenCV's fills) needs this module from an
+    optional extra; eval leaves it out, with one note, when it is not installed."""
+    extra: str = "peers"
+    """The pip extra that brings ``requires`` (``pip install 'facegan[peers]'``)."""
+
+    def available(self) -> bool:
+        """Whether the row can be scored here (its optional module is installed)."""
+        import importlib.util
+
+        return self.requires is None or importlib.util.find_spec(self.requires) is not None
 
 
 @dataclass
@@ -286,9 +297,14 @@ class Task(abc.ABC):
         """Deterministic inputs for images ``indices`` of a split: image i's inputs depend only
         on (settings, i), never on the batch it is in."""
 
+    def available_references(self) -> tuple[Reference, ...]:
+        """The :attr:`references` that can be scored here (peers whose extra is installed)."""
+        return tuple(r for r in self.references if r.available())
+
     @abc.abstractmethod
     def reference_outputs(self, batch: TaskBatch) -> dict[str, torch.Tensor]:
-        """What a user has without the model, per :attr:`references` key: (B,3,S,S) in [-1, 1]."""
+        """What a user has without the model, per key of :meth:`available_references`: (B,3,S,S)
+        in [-1, 1]."""
 
     @abc.abstractmethod
     def score(self, out_u8: np.ndarray, gt_u8: np.ndarray, batch: TaskBatch) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ from torch import nn
 
 from facegan.data import masks as masklib
 from facegan.metrics.info import HOLE_L1, HOLE_PSNR, PSNR, SSIM, MetricInfo
+from facegan.tasks import opencv_fills
 from facegan.tasks.base import EvalSettings, Reference, Task, TaskBatch, TaskOptions, Visual
 from facegan.tasks.option_rules import OptionRule
 from facegan.tasks.paste import PasteRule
@@ -145,6 +146,8 @@ class InpaintTask(Task):
     references: ClassVar[tuple[Reference, ...]] = (
         Reference("grey", "grey hole (no model)"),
         Reference("biharmonic", "biharmonic (scikit-image)"),
+        Reference("fsr_fast", "OpenCV FSR fast (peer)", requires=opencv_fills.REQUIRES),
+        Reference("telea", "OpenCV Telea (peer)", requires=opencv_fills.REQUIRES),
     )
     metric_columns: ClassVar[tuple[MetricInfo, ...]] = (PSNR, SSIM, HOLE_L1, HOLE_PSNR)
     #: Only the hole is taken from the model; the seam around it is 1/64 of the model's size
@@ -230,8 +233,13 @@ class InpaintTask(Task):
     # ---- evaluation -------------------------------------------------------------------------
 
     def reference_outputs(self, batch: InpaintBatch) -> dict[str, torch.Tensor]:
-        """The hole left mid-grey (what the user has), and its biharmonic fill."""
-        return {"grey": batch.inputs[0], "biharmonic": biharmonic_fill(batch.inputs[0], batch.mask)}
+        """The hole left mid-grey (what the user has), its biharmonic fill, and the OpenCV peers
+        (:mod:`facegan.tasks.opencv_fills`) when they are installed."""
+        masked = batch.inputs[0]
+        fills = {"grey": lambda: masked, "biharmonic": lambda: biharmonic_fill(masked, batch.mask),
+                 "fsr_fast": lambda: opencv_fills.opencv_fill(masked, batch.mask, "fsr_fast"),
+                 "telea": lambda: opencv_fills.opencv_fill(masked, batch.mask, "telea")}
+        return {r.key: fills[r.key]() for r in self.available_references()}
 
     def score(self, out_u8: np.ndarray, gt_u8: np.ndarray, batch: InpaintBatch) -> dict[str, np.ndarray]:
         """PSNR/SSIM of the whole composite, hole L1 ×100 and hole-only PSNR (docs/design.md)."""
