@@ -172,7 +172,7 @@ def test_eval_reports_model_and_bicubic(sr_runs, tmp_path):
     data = json.loads(out.read_text())
     keys = {"psnr", "ssim", "psnr_y", "ssim_y", "id_cos"}
     assert set(data["metrics"]) == keys and set(data["references"]["bicubic"]["metrics"]) == keys
-    assert data["references"]["bicubic"]["name"].startswith("bicubic") and set(data["paired"]) == {"bicubic"}
+    assert data["references"]["bicubic"]["name"].startswith("bicubic") and set(data["paired"]) == {"bicubic", "span"}
     assert "reference" not in data and "bicubic" not in data  # each reference once, under "references"
     assert data["scale"] == 4 and data["task"] == "sr" and data["n_images"] == 6 and data.get("mask") is None
     with open(data["per_image_csv"]) as f:

@@ -141,7 +141,10 @@ class SRTask(Task):
         "scale": OptionRule(checkpoint_field="scale", recipe_key="model.scale", shown="×{}", verb="upscale"),
     }
     takes_hole: ClassVar[bool] = False
-    references: ClassVar[tuple[Reference, ...]] = (Reference("bicubic", "bicubic (no model)"),)
+    references: ClassVar[tuple[Reference, ...]] = (
+        Reference("bicubic", "bicubic (no model)"),
+        Reference("span", "SPAN, generic SR (peer)"),
+    )
     metric_columns: ClassVar[tuple[MetricInfo, ...]] = (PSNR, SSIM, PSNR_Y, SSIM_Y)
     progress_terms: ClassVar[tuple[str, ...]] = ("rec", "content")
     #: The whole face is taken from the model, a seam of 1/8 of the model's size inside its
@@ -224,8 +227,13 @@ class SRTask(Task):
     # ---- evaluation -------------------------------------------------------------------------
 
     def reference_outputs(self, batch: TaskBatch) -> dict[str, torch.Tensor]:
-        """Bicubic upscaling of the same low-resolution input."""
-        return {"bicubic": degrade.upscale_bicubic(batch.inputs[0], self.scale)}
+        """Bicubic upscaling of the same low-resolution input, and the generic peer SPAN
+        (:func:`facegan.models.span.span_upscale`; x8: x4 then x2)."""
+        from facegan.models.span import span_upscale
+
+        lr = batch.inputs[0]
+        rows = {"bicubic": lambda: degrade.upscale_bicubic(lr, self.scale), "span": lambda: span_upscale(lr, self.scale)}
+        return {r.key: rows[r.key]() for r in self.available_references()}
 
     def score(self, out_u8: np.ndarray, gt_u8: np.ndarray, batch: TaskBatch) -> dict[str, np.ndarray]:
         """Per-image PSNR/SSIM on RGB and on MATLAB Y, ``scale`` pixels cropped per border (docs/design.md)."""
