@@ -108,3 +108,27 @@ def test_matches_the_ncnn_model(scale, channels):
         assert ours.shape == theirs.shape
         # fp32 rounding only: observed below 0.001 / 255
         assert (ours - theirs).abs().max().item() * 255 < 0.02
+
+
+def test_the_sr_task_builds_a_pretrained_span_and_refuses_what_cannot_load(sample_data):
+    from facegan.tasks.recipes import load_recipe
+    from facegan.tasks.registry import make_task
+
+    from helpers import REPO
+
+    def task(*sets):
+        return make_task(load_recipe(REPO / "recipes" / "quickstart_sr.yaml", ["data.size=64", f"data.path={sample_data}",
+                                                                               "model.generator=span", *sets]))
+
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        got = task("model.width=52", "model.pretrained=true", "model.scale=4").build_generator().eval()(x)
+        torch.testing.assert_close(got, pretrained_span(4)(x))
+        x8 = task("model.width=52", "model.pretrained=true", "model.scale=8").build_generator()
+    body = {k: v for k, v in pretrained_span(4).state_dict().items() if not k.startswith("upsampler.")}
+    assert body and all(torch.equal(x8.state_dict()[k], v) for k, v in body.items())  # x8: the x4 body
+    assert x8(torch.zeros(1, 3, 8, 8)).shape == (1, 3, 64, 64)
+    with pytest.raises(FaceganError, match="set model.width=52"):
+        task("model.pretrained=true")
+    with pytest.raises(FaceganError, match="model.pretrained is for generator: span"):
+        task("model.generator=srresnet", "model.pretrained=true", "model.width=52")

@@ -161,3 +161,23 @@ def span_upscale(images: Tensor, scale: int) -> Tensor:
         if i < len(CASCADES[scale]) - 1:
             out = torch.round((out + 1) * 127.5) / 127.5 - 1  # an 8-bit image between the passes
     return out
+
+
+def load_pretrained_into(span: SPAN) -> SPAN:
+    """``span`` with the shipped generic weights of its width (training's starting point,
+    ``model.pretrained``): those of its own scale, or for x8 (no x8 model exists) the x4 weights
+    of every layer but the upsampler, which keeps its fresh initialisation."""
+    from safetensors.torch import load_file
+
+    source = span.scale if span.scale in (2, 4) else 4
+    path = weights_path(source, span.channels)
+    if not path.is_file():
+        raise FaceganError(f"no pretrained SPAN x{source} with {span.channels} channels ships with facegan "
+                           f"(shipped: {', '.join(f'x{s} ch{c}' for s, c in shipped_models()) or 'none'})")
+    state = load_file(str(path))
+    if source != span.scale:
+        state = {k: v for k, v in state.items() if not k.startswith("upsampler.")}
+    missing, unexpected = span.load_state_dict(state, strict=source == span.scale)
+    if unexpected or any(not k.startswith("upsampler.") for k in missing):
+        raise FaceganError(f"{path} does not fit SPAN x{span.scale} ch{span.channels}")
+    return span

@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from facegan.data import degrade
@@ -61,13 +61,19 @@ class DegradationConfig(Section):
         return ordered_range(v)
 
 
+#: Channels of the shipped SPAN weights (facegan.models.span).
+SPAN_WIDTH = 52
+
+
 class SRDataConfig(DataConfig):
     degradation: DegradationConfig = DegradationConfig()
 
 
 class SRModelConfig(ModelConfig):
-    generator: Literal["srresnet"] = "srresnet"
-    """Generator architecture (sr: srresnet, the SRGAN generator)."""
+    generator: Literal["srresnet", "span"] = "srresnet"
+    """Generator architecture (sr): srresnet (the SRGAN generator) or span (SPAN, Wan et al. 2024, a small generic SR network; model.width is its channels, 52 for the shipped weights)."""
+    pretrained: bool = False
+    """span only: start from the shipped generic SPAN weights (x2, x4; x8 takes the x4 weights for everything but its upsampler). Needs model.width=52."""
     scale: Literal[2, 4, 8] = 4
     """Upscaling factor: the low-resolution input is data.size / scale pixels wide. Stored in checkpoints; a checkpoint only upscales by its own scale."""
     num_blocks: int = Field(5, ge=1, le=64)
@@ -82,6 +88,14 @@ class SRModelConfig(ModelConfig):
     """Channels of the discriminator's first conv; they double every other layer (64 -> 512 in SRGAN)."""
     d_head: int = Field(1024, ge=4, le=4096)
     """Channels of the discriminator's hidden 1x1 conv after pooling (1024 in SRGAN)."""
+
+    @model_validator(mode="after")
+    def _pretrained_span(self):
+        if self.pretrained and self.generator != "span":
+            raise ValueError("model.pretrained is for generator: span (shipped SPAN weights)")
+        if self.pretrained and self.width != SPAN_WIDTH:
+            raise ValueError(f"the shipped SPAN weights have {SPAN_WIDTH} channels: set model.width={SPAN_WIDTH}")
+        return self
 
 
 class SRLossConfig(LossConfig):
@@ -168,9 +182,14 @@ class SRTask(Task):
     # ---- models -----------------------------------------------------------------------------
 
     def build_generator(self) -> nn.Module:
+        m = self.recipe.model
+        if m.generator == "span":
+            from facegan.models.span import SPAN, load_pretrained_into
+
+            span = SPAN(self.scale, m.width)
+            return load_pretrained_into(span) if m.pretrained else span
         from facegan.models.srresnet import SRResNet
 
-        m = self.recipe.model
         return SRResNet(self.scale, m.width, m.num_blocks, icnr=m.icnr)
 
     def build_discriminator(self) -> nn.Module:
