@@ -36,6 +36,23 @@ def _train_cmd(out: Path, data: Path, *extra: str) -> list[str]:
             "--out", str(out), *extra]
 
 
+def _long_train_cmd(out: Path, data: Path) -> list[str]:
+    """A training long enough to be caught running (400 steps)."""
+    return _train_cmd(out, data)[:-2] + ["--set=train.steps=400", "--out", str(out)]
+
+
+def _sigterm_when(cmd: list[str], ready, timeout: float = 120) -> tuple[int, str]:
+    """Start ``cmd``, send SIGTERM once ``ready()``; its exit code and stderr."""
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(ready, proc, timeout=timeout)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, err
+
+
 def _steps_logged(run: Path) -> int:
     log = run / "log.jsonl"
     if not log.is_file():
@@ -183,7 +200,7 @@ def test_sigkilled_prepare_leaves_nothing_after_its_rerun(tmp_path):
 
 def test_two_trainings_of_one_folder(sample_data, tmp_path):
     out = tmp_path / "run"
-    cmd = _train_cmd(out, sample_data)[:-2] + ["--set=train.steps=400", "--out", str(out)]
+    cmd = _long_train_cmd(out, sample_data)
     first = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(lambda: _steps_logged(out) >= 1, first)
@@ -285,15 +302,8 @@ def test_a_real_full_disk_says_how_much_room_the_file_needed(tmp_path):
 
 def test_sigterm_stops_a_training_like_ctrl_c_with_exit_143_and_no_temp_file(sample_data, tmp_path):
     out = tmp_path / "run"
-    cmd = _train_cmd(out, sample_data)[:-2] + ["--set=train.steps=400", "--out", str(out)]
-    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: _steps_logged(out) >= 3, proc)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
+    code, err = _sigterm_when(_long_train_cmd(out, sample_data), lambda: _steps_logged(out) >= 3)
+    assert code == 143 and "terminated" in err and "Traceback" not in err, err
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
@@ -341,14 +351,7 @@ def test_temp_files_of_killed_restores_and_exports_are_removed_by_the_next_run(t
 
 
 def test_sigterm_during_an_export_leaves_no_temp_file(tiny_run, tmp_path):
-    out = tmp_path / "m.onnx"
-    proc = subprocess.Popen([sys.executable, "-m", "facegan", "export", str(tiny_run), "--out", str(out)], env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), proc, timeout=120)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err, err
+    cmd = [sys.executable, "-m", "facegan", "export", str(tiny_run), "--out", str(tmp_path / "m.onnx")]
+    code, err = _sigterm_when(cmd, lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()))
+    assert code == 143 and "terminated" in err and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from facegan.core.errors import FaceganError
+from facegan.core.hashing import sha256_file
 from facegan.models import pretrained as weights
-from facegan.models.pretrained import WeightSpec, load_weights, resolve_weights, sha256_file, sidecar_path
+from facegan.models.pretrained import WeightSpec, load_weights, resolve_weights, sidecar_path
 
 TINY_URL = "https://example.invalid/releases/tiny-v1.pt"
 

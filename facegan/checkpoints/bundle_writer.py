@@ -23,7 +23,7 @@ def write_bundle(ckpt: Checkpoint, name: str, folder: Path, training_data: str, 
 
     from facegan import __version__
     from facegan.core.atomic import atomic_write_bytes
-    from facegan.models.pretrained import sha256_file
+    from facegan.core.hashing import sha256_file
 
     state = ckpt.weights
     tensors = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous().cpu() for k, v in state.items()}

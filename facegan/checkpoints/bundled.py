@@ -82,7 +82,7 @@ def read_weights(model: BundledModel) -> dict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from facegan.models.pretrained import sha256_file
+    from facegan.core.hashing import sha256_file
 
     expected = model.card.get("sha256")
     actual = sha256_file(model.weights)

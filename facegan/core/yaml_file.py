@@ -12,13 +12,12 @@ BOM are read, as the YAML specification allows.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from facegan.core.errors import FaceganError
+from facegan.core.errors import FaceganError, not_found
 
 #: The most values (scalars, sequences and mappings, aliases expanded) a document may stand for.
 MAX_VALUES = 100_000
@@ -129,10 +128,9 @@ def read_text(path: Path, what: str) -> str:
     """The text of the small regular file ``path``; one-line errors that say what is wrong."""
     try:
         info = path.stat()
-    except OSError as err:
-        if err.errno == getattr(os, "ELOOP", 40):
-            raise FaceganError(f"{what} {path} is a symbolic link loop") from None
-        raise FaceganError(f"{what} {path} not found") from None
+    except OSError:
+        reason = not_found(path)  # a symbolic link loop, no permission, or not there
+        raise FaceganError(f"{what} {path} {'not found' if reason == 'does not exist' else reason}") from None
     if path.is_dir():
         raise FaceganError(f"{what} {path} is a folder, not a YAML file")
     if not path.is_file():

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from facegan.core.errors import FaceganError
+from facegan.core.hashing import sha256_file
 from facegan.data.extract import ExtractJob, Operation, Problem, Source, run_job
 from facegan.data.packed import FORMAT_VERSION, SPLIT_ORDER
 from facegan.data.packed_writer import PackedWriter
@@ -59,7 +60,7 @@ class InputsHash:
 
     def add_file(self, label: str, path: Path) -> None:
         """Hash an annotation file by content."""
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        digest = sha256_file(path)
         self._sha.update(f"file\0{label}\0{digest}\n".encode())
 
     def add_image(self, name: str, stat: os.stat_result) -> None:

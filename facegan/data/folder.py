@@ -19,12 +19,12 @@ under another identity would otherwise put the same face in train and in test).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from facegan.core.errors import FaceganError
+from facegan.core.hashing import sha256_file
 from facegan.data.build import InputsHash, build_and_report, check_settings, inputs_hash_to_build
 from facegan.data.extract import Operation, Problem, Source
 from facegan.data.packed import SPLIT_ORDER
@@ -111,14 +111,10 @@ def scan_folder(
 
 
 def _content_digest(path: Path) -> str | None:
-    sha = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                sha.update(chunk)
+        return sha256_file(path)
     except OSError:
         return None  # unreadable: the extraction lists it
-    return sha.hexdigest()
 
 
 def _without_copies(root: Path, files: list[tuple[str, os.stat_result]]):

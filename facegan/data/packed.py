@@ -21,7 +21,6 @@ streams faces into a hidden temp folder and renames it into place atomically, is
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from facegan.core.errors import FaceganError
+from facegan.core.hashing import sha256_file
 
 FORMAT = "facegan-packed"
 FORMAT_VERSION = 1
@@ -226,12 +226,8 @@ class PackedDataset:
         """Re-hash every split's .npy and compare with meta.json (reads the whole dataset)."""
         for name in self.split_names:
             npy = self.path / f"{name}.npy"
-            sha = hashlib.sha256()
-            with open(npy, "rb") as fh:
-                while chunk := fh.read(HASH_CHUNK):
-                    sha.update(chunk)
             expected = self.meta["splits"][name].get("sha256")
-            if sha.hexdigest() != expected:
+            if sha256_file(npy) != expected:
                 raise FaceganError(
                     f"{npy} does not match the sha256 in meta.json (the file changed or is "
                     "damaged); prepare the dataset again with --force"

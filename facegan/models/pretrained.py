@@ -21,7 +21,6 @@ cache. :func:`load_weights` resolves, loads and returns the network with the wei
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from facegan.core.errors import FaceganError
+from facegan.core.hashing import sha256_file
 
 #: Folder of the weights shipped inside the package.
 PACKAGED_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
@@ -143,15 +143,6 @@ def weight_spec(name: str) -> WeightSpec:
 def hub_checkpoint_dir() -> Path:
     """The torch hub cache folder for weight files: ``torch.hub.get_dir()/checkpoints``."""
     return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sidecar_path(path: Path) -> Path:

@@ -123,21 +123,22 @@ def shipped_models() -> list[tuple[int, int]]:
     return sorted(found)
 
 
-def pretrained_span(scale: int, channels: int = 52, device: str | torch.device = "cpu") -> SPAN:
-    """SPAN x``scale`` with the shipped pretrained weights, in eval mode on ``device``.
-
-    A scale/width pair that facegan does not ship is one :class:`FaceganError` naming those it
-    does.
-    """
+def _shipped_state(scale: int, channels: int) -> dict[str, Tensor]:
+    """The shipped weights of SPAN x``scale`` ch``channels``; one FaceganError naming what ships
+    when facegan does not ship that pair."""
     from safetensors.torch import load_file
 
     path = weights_path(scale, channels)
     if not path.is_file():
         have = ", ".join(f"x{s} ch{c}" for s, c in shipped_models()) or "none"
-        raise FaceganError(f"no pretrained SPAN x{scale} with {channels} channels "
-                           f"(facegan ships: {have})")
+        raise FaceganError(f"no pretrained SPAN x{scale} with {channels} channels (facegan ships: {have})")
+    return load_file(str(path))
+
+
+def pretrained_span(scale: int, channels: int = 52, device: str | torch.device = "cpu") -> SPAN:
+    """SPAN x``scale`` with the shipped pretrained weights, in eval mode on ``device``."""
     model = SPAN(scale, channels)
-    model.load_state_dict(load_file(str(path)), strict=True)
+    model.load_state_dict(_shipped_state(scale, channels), strict=True)
     return model.eval().to(device)
 
 
@@ -167,17 +168,11 @@ def load_pretrained_into(span: SPAN) -> SPAN:
     """``span`` with the shipped generic weights of its width (training's starting point,
     ``model.pretrained``): those of its own scale, or for x8 (no x8 model exists) the x4 weights
     of every layer but the upsampler, which keeps its fresh initialisation."""
-    from safetensors.torch import load_file
-
     source = span.scale if span.scale in (2, 4) else 4
-    path = weights_path(source, span.channels)
-    if not path.is_file():
-        raise FaceganError(f"no pretrained SPAN x{source} with {span.channels} channels ships with facegan "
-                           f"(shipped: {', '.join(f'x{s} ch{c}' for s, c in shipped_models()) or 'none'})")
-    state = load_file(str(path))
+    state = _shipped_state(source, span.channels)
     if source != span.scale:
         state = {k: v for k, v in state.items() if not k.startswith("upsampler.")}
     missing, unexpected = span.load_state_dict(state, strict=source == span.scale)
     if unexpected or any(not k.startswith("upsampler.") for k in missing):
-        raise FaceganError(f"{path} does not fit SPAN x{span.scale} ch{span.channels}")
+        raise FaceganError(f"the SPAN x{source} weights do not fit SPAN x{span.scale} ch{span.channels}")
     return span

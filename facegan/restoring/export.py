@@ -107,11 +107,9 @@ def export_target(ckpt: Checkpoint, out: Path | None, fmt: str, fp16: bool, forc
                                                         or resolved.parent == source.parent):
         raise FaceganError(f"--out {target} would overwrite a file of the run {run}; pass --out with a path outside "
                            "its checkpoints/ and its files")
-    if target.is_dir():
-        raise FaceganError(f"--out {target} is a folder; pass a file name")
+    check_writable(target, "--out")  # a folder, or no permission
     if target.exists() and not force:
         raise FaceganError(f"{target} already exists; pass --force to replace it (or --out another file)")
-    check_writable(target, "--out")
     return target
 
 

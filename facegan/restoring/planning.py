@@ -60,11 +60,8 @@ def parse_face_option(value: str) -> int | None:
 
 
 def check_options(options: RestoreOptions) -> None:
-    """Refuse option values that cannot work, before any model is loaded."""
-    from facegan.tasks.registry import task_names
-
-    if options.task not in task_names():
-        raise FaceganError(f"--task {options.task!r}: choose {' or '.join(task_names())}")
+    """Refuse option values that cannot work, before any model is loaded (the task and its
+    options: :func:`facegan.tasks.registry.check_options` and the restorer's check)."""
     if options.batch_size < 1:
         raise FaceganError(f"--batch-size must be at least 1, got {options.batch_size}")
     if not options.max_megapixels > 0:

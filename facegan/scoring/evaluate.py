@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from facegan.core.atomic import check_writable
 from facegan.scoring.console import print_evaluation
 from facegan.scoring.evaluation import Evaluation
 from facegan.scoring.inputs import eval_inputs
@@ -64,7 +65,7 @@ def evaluate(
     inputs = eval_inputs(checkpoint, data, split, max_images, **options)
     folder = out_path if out_path is not None else eval_dir_for(Path(inputs.ckpt.path), inputs.ckpt.bundled)
     paths = EvalPaths(folder, f"{inputs.split}_{inputs.settings.label}")
-    check_outputs(folder, json_path, paths)  # before the work: its folder may not be writable
+    check_writable(paths.json, "eval output")  # the default folder (<run>/eval) too, before the work
     scored = score(inputs, identity_net=identity_net, device=device, judge=judge, references=references,
                    mirror=mirror, reference_cache=reference_cache, console=console)
     located = replace(scored, per_image_csv=paths.csv)

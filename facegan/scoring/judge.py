@@ -216,7 +216,7 @@ class DlibJudge:
 @functools.lru_cache(maxsize=None)
 def _file_sha256(path: str) -> str:
     """SHA-256 of a file, computed once per process and path."""
-    from facegan.models.pretrained import sha256_file
+    from facegan.core.hashing import sha256_file
 
     return sha256_file(Path(path))
 

@@ -48,19 +48,14 @@ def eval_dir_for(ckpt_path: Path, bundled: str | None = None) -> Path:
     return ckpt_path.parent / f"{ckpt_path.stem}_eval"
 
 
-def check_outputs(out_dir: Path | None, json_out: Path | None, paths: EvalPaths | None = None) -> None:
-    """Refuse output paths that cannot be written, before any work starts (and, given the
-    ``paths`` the files will take, check that their folder can be written)."""
+def check_outputs(out_dir: Path | None, json_out: Path | None) -> None:
+    """Refuse the output options that cannot be written, before anything is loaded."""
     from facegan.core.atomic import check_writable
 
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise FaceganError(f"--out {out_dir} is a file; pass a folder for the CSV, JSON and grid")
-    if json_out is not None and json_out.is_dir():
-        raise FaceganError(f"--json {json_out} is a folder; pass a file name (e.g. {json_out / 'eval.json'})")
     if json_out is not None:
-        check_writable(json_out, "--json")
-    if paths is not None:
-        check_writable(paths.json, "eval output")
+        check_writable(json_out, "--json")  # a folder, or no permission
 
 
 def write_outputs(evaluation: Evaluation, paths: EvalPaths, also_json: Path | None = None) -> None:

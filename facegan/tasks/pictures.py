@@ -23,6 +23,7 @@ and ``restored`` (the photo with its faces pasted back).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -33,32 +34,33 @@ HOLE_IMAGES = frozenset({"occluded", "hole"})
 
 
 @dataclass(frozen=True)
-class Column:
-    """One column of the per-face rows of ``restore --compare``."""
+class _Picture:
+    """A titled image of ``restore --compare``, named by one of its kind's :attr:`IMAGES`."""
 
     title: str
     image: str
-    """One of :data:`FACE_IMAGES`."""
+    IMAGES: ClassVar[tuple[str, ...]] = ()
+    KIND: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        _known(self.image, FACE_IMAGES, "face column")
+        if self.image not in self.IMAGES:
+            raise ValueError(f"unknown {self.KIND} image {self.image!r}; expected one of: {', '.join(self.IMAGES)}")
 
 
 @dataclass(frozen=True)
-class Panel:
-    """One panel of the whole-photo row of ``restore --compare``."""
+class Column(_Picture):
+    """One column of the per-face rows of ``restore --compare`` (an image of :data:`FACE_IMAGES`)."""
 
-    title: str
-    image: str
-    """One of :data:`PHOTO_IMAGES`."""
-
-    def __post_init__(self) -> None:
-        _known(self.image, PHOTO_IMAGES, "photo panel")
+    IMAGES: ClassVar[tuple[str, ...]] = FACE_IMAGES
+    KIND: ClassVar[str] = "face column"
 
 
-def _known(image: str, names: tuple[str, ...], what: str) -> None:
-    if image not in names:
-        raise ValueError(f"unknown {what} image {image!r}; expected one of: {', '.join(names)}")
+@dataclass(frozen=True)
+class Panel(_Picture):
+    """One panel of the whole-photo row of ``restore --compare`` (an image of :data:`PHOTO_IMAGES`)."""
+
+    IMAGES: ClassVar[tuple[str, ...]] = PHOTO_IMAGES
+    KIND: ClassVar[str] = "photo panel"
 
 
 def _enlarge(faces: np.ndarray, size: int, resample) -> np.ndarray:
