@@ -115,6 +115,8 @@ def markdown_scores(card: dict) -> str:
     else:
         cols = [(mi.PSNR_Y, True), (mi.SSIM_Y, False), (replace(mi.PSNR, header="PSNR RGB (dB)"), False)]
     cols += [(m, False) for m in mi.JUDGE]
+    if any("detail" in ev["metrics"] for ev in card.get("eval", {}).values()):  # scored with the realism metrics
+        cols += [(mi.DETAIL, False), (mi.LMD, False), (mi.FD_DLIB, False)]
     head = "| setting | row | " + " | ".join(m.header for m, _ in cols) + " |"
     lines = [f"### `{card['name']}`", "", head, "|" + "---|" * (len(cols) + 2)]
     for key, ev in card.get("eval", {}).items():

@@ -33,7 +33,7 @@ def measure(model: str, data: str | None, max_images: int, periods: list[int], *
             outputs = {"model (raw output)": raw}
             if not torch.equal(result, raw.float()):  # inpainting: the composite; SR: the raw output itself
                 outputs["model (result)"] = result
-            outputs.update(task.reference_outputs(batch))
+            outputs.update(task.reference_outputs(batch, tuple(r.key for r in task.available_references())))
             outputs["ground truth"] = batch.target
         for name, x in outputs.items():
             rows.setdefault(name, []).append(metrics.to_uint8(x))

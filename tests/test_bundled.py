@@ -86,7 +86,7 @@ def test_the_shipped_weights_beat_their_reference_on_sample_faces(name):
     batch = task.eval_batch(images, lms, range(len(gt)), settings)
     with torch.no_grad():
         _, result = task.run(restorer.gen, batch)
-        refs = task.reference_outputs(batch)
+        refs = task.reference_outputs(batch, tuple(r.key for r in task.available_references()))
     best = next(r for r in task.references if r.key in ("biharmonic", "bicubic"))  # the classical reference
     key = "psnr_y" if any(c.key == "psnr_y" for c in task.metric_columns) else "psnr"
     model = task.score(metrics.to_uint8(result), gt, batch)[key].mean()
@@ -96,7 +96,8 @@ def test_the_shipped_weights_beat_their_reference_on_sample_faces(name):
 
 @pytest.mark.parametrize("task, extra, model", [("inpaint", ["--mask", "eyes"], "inpaint-128"),
                                                 ("sr", ["--scale", "8"], "sr8-128"),
-                                                ("sr", [], "sr4-128")])
+                                                ("sr", [], "sr4-128"),
+                                                ("sr", ["--scale", "2"], "sr2-128")])
 def test_restore_falls_back_to_the_bundled_model(task, extra, model, tmp_path, monkeypatch):
     if model not in NAMES:
         pytest.skip(f"{model} is not bundled in this checkout")
@@ -115,6 +116,18 @@ def test_models_lists_them():
         assert name in res.output
     data = json.loads(runner.invoke(app, ["models", "--json"]).output)
     assert set(data) == set(NAMES)
+
+
+def test_models_puts_the_best_peer_and_the_best_classical_reference_beside_the_score():
+    from facegan.commands.models import _scores
+
+    evals = {"x4": {"metrics": {"psnr_y": 29.2, "judge_verified": 0.99}, "references": {
+        "bicubic": {"name": "bicubic (no model)", "metrics": {"psnr_y": 26.2}},
+        "span": {"name": "SPAN, generic SR (peer)", "metrics": {"psnr_y": 28.8}},
+        "realesrgan": {"name": "Real-ESRGAN x4plus, GAN (peer)", "metrics": {"psnr_y": 24.5}}}}}
+    assert _scores(evals) == "x4: 29.20 · SPAN 28.80 · bicubic 26.20, verified 99%"
+    assert _scores({"eyes": {"metrics": {"psnr": 31.0}, "references": {
+        "grey": {"name": "grey hole (no model)", "metrics": {"psnr": 17.0}}}}}) == "eyes: 31.00 · grey hole 17.00"
 
 
 def test_write_and_load_a_bundle_round_trip(tiny_run, tmp_path):

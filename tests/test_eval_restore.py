@@ -33,7 +33,7 @@ def test_eval_writes_table_json_and_csv(tiny_run, tmp_path):
     assert res.exit_code == 0, res.output
     assert "PSNR" in res.output and "identity" in res.output and "grey hole" in res.output
     data = json.loads(out.read_text())
-    assert set(data["metrics"]) == {"psnr", "ssim", "hole_l1", "hole_psnr", "id_cos"}
+    assert set(data["metrics"]) == {"psnr", "ssim", "hole_l1", "hole_psnr", "detail", "id_cos"}
     assert data["n_images"] == 6 and data["mask"] == "eyes" and data["identity_net"] == "mobilefacenet"
     # each reference appears once, under "references"
     assert set(data["references"]) == set(data["paired"]) == INPAINT_ROWS

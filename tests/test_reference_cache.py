@@ -21,7 +21,7 @@ runner = CliRunner()
 def _no_reference_outputs(monkeypatch):
     """Make computing a reference row fail, so a passing eval proves the rows were reused."""
 
-    def refuse(self, batch):
+    def refuse(self, batch, keys, peers=None):
         raise AssertionError("reference rows computed instead of reused")
 
     monkeypatch.setattr(InpaintTask, "reference_outputs", refuse)
@@ -154,7 +154,7 @@ def test_judged_reference_rows_are_reused_with_the_judge(tiny_run, tmp_path, mon
 
     judge = load_judge("dlib")
     digests = judge.fingerprint().split(",")
-    assert len(digests) == 2 and all(len(d) == 64 for d in digests)  # both model files' SHA-256
+    assert len(digests) == 3 and all(len(d) == 64 for d in digests)  # the three model files' SHA-256
     monkeypatch.setenv("FACEGAN_CACHE_DIR", str(tmp_path / "cache"))
     plain = evaluate(tiny_run, mask="eyes", device="cpu", out_dir=tmp_path / "a")
     first = evaluate(tiny_run, mask="eyes", device="cpu", out_dir=tmp_path / "b", judge="dlib")

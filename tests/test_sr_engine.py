@@ -170,7 +170,7 @@ def test_eval_reports_model_and_bicubic(sr_runs, tmp_path):
     assert res.exit_code == 0, res.output
     assert "PSNR-Y" in res.output and "SSIM-Y" in res.output and "bicubic" in res.output
     data = json.loads(out.read_text())
-    keys = {"psnr", "ssim", "psnr_y", "ssim_y", "id_cos"}
+    keys = {"psnr", "ssim", "psnr_y", "ssim_y", "detail", "id_cos"}
     assert set(data["metrics"]) == keys and set(data["references"]["bicubic"]["metrics"]) == keys
     assert data["references"]["bicubic"]["name"].startswith("bicubic") and set(data["paired"]) == {"bicubic", "span"}
     assert "reference" not in data and "bicubic" not in data  # each reference once, under "references"
@@ -297,8 +297,8 @@ def test_restore_other_sizes_give_scale_times_the_input(sr_runs, sample_data, tm
 def test_restore_finds_the_newest_run_of_the_scale(sr_runs, sample_data, tmp_path, monkeypatch):
     lr_path, _ = _lr_face(sample_data, tmp_path, 32)
     monkeypatch.chdir(tmp_path)
-    res = _restore_sr(lr_path, "--scale", 2)
-    assert res.exit_code == 2 and "no 'sr' run of scale ×2 found in runs" in " ".join(res.output.split())
+    res = _restore_sr(lr_path, "--scale", 2)  # no run of the scale: the bundled x2 model
+    assert res.exit_code == 0 and "using the bundled model sr2-128" in " ".join(res.output.split())
     shutil.copytree(sr_runs[2], tmp_path / "runs" / "two")
     shutil.copytree(sr_runs[4], tmp_path / "runs" / "four")  # newer, but x4
     res = _restore_sr(lr_path, "--scale", 2, "--out", "o")

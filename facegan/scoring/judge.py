@@ -15,9 +15,12 @@ Judges (:func:`load_judge`):
 - any identity network of :data:`facegan.models.identity.IDENTITY_NETS` that the run did not
   train against: cosine only (they have no calibrated threshold, so ``judge_verified`` is NaN).
 
-Every judge has a ``name`` and ``score(images, targets) -> {"judge_cos": (B,),
+Every judge has a ``name`` and ``score(images, targets, landmarks) -> {"judge_cos": (B,),
 "judge_verified": (B,)}`` (float64 numpy arrays, verified as 0/1), for ``(B, 3, S, S)`` faces
-in [-1, 1] aligned on facegan's template (:mod:`facegan.faces.geometry`).
+in [-1, 1] aligned on facegan's template (:mod:`facegan.faces.geometry`). The dlib judge also
+gives the realism metrics that need dlib: ``lmd``, the landmark distance over the 68-point
+indices ``landmarks`` (:mod:`facegan.scoring.landmarks`), and ``judge_desc``, the (B, 128)
+descriptors from which eval computes ``fd_dlib`` over the split.
 """
 
 from __future__ import annotations
@@ -58,8 +61,9 @@ class Judge(Protocol):
     #: Whether ``judge_verified`` is meaningful (False: it is NaN).
     has_threshold: bool
 
-    def score(self, images: Tensor, targets: Tensor) -> dict[str, np.ndarray]:
-        """Per-image ``judge_cos`` and ``judge_verified`` of ``images`` against ``targets``."""
+    def score(self, images: Tensor, targets: Tensor, landmarks: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+        """Per-image ``judge_cos`` and ``judge_verified`` of ``images`` against ``targets`` (and,
+        for a judge that has them, ``lmd`` over ``landmarks`` and the descriptors ``judge_desc``)."""
         ...
 
     def fingerprint(self) -> str:
@@ -148,6 +152,7 @@ class DlibJudge:
         _dlib_models(*self._paths)  # load here: forked workers inherit them
         self.workers = check_workers(workers)
         self._targets: dict[bytes, np.ndarray] = {}
+        self._landmarks = None
 
     @classmethod
     def from_package(cls, workers: int | None = None) -> DlibJudge:
@@ -160,21 +165,35 @@ class DlibJudge:
         return _dlib_models(*self._paths)
 
     def fingerprint(self) -> str:
-        """SHA-256 of the shape predictor's and the descriptor network's files."""
-        return ",".join(_file_sha256(p) for p in self._paths)
+        """SHA-256 of the shape predictors' and the descriptor network's files."""
+        return ",".join(_file_sha256(p) for p in (*self._paths, self.landmarks.predictor_path))
+
+    @property
+    def landmarks(self):
+        """The 68-point landmark scorer (:class:`facegan.scoring.landmarks.DlibLandmarks`)."""
+        from facegan.scoring.landmarks import DlibLandmarks
+
+        if self._landmarks is None:
+            self._landmarks = DlibLandmarks()
+        return self._landmarks
 
     def descriptors(self, images: Tensor) -> np.ndarray:
         """``(B, 128)`` float64 descriptors of ``(B, 3, S, S)`` aligned faces in [-1, 1]."""
         return self._describe(self._faces(images))
 
-    def score(self, images: Tensor, targets: Tensor) -> dict[str, np.ndarray]:
-        """Cosine and verification (distance < 0.6) of ``images`` against ``targets``."""
+    def score(self, images: Tensor, targets: Tensor, landmarks: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+        """Cosine and verification (distance < 0.6) of ``images`` against ``targets``; with
+        ``landmarks``, also their landmark distance ``lmd`` and the descriptors ``judge_desc``."""
         if images.shape != targets.shape:
             raise ValueError(f"images {tuple(images.shape)} and targets {tuple(targets.shape)} differ")
         out, ref = self.descriptors(images), self._target_descriptors(targets)
         cos = np.einsum("nd,nd->n", out, ref) / (np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1))
         verified = np.linalg.norm(out - ref, axis=1) < DLIB_THRESHOLD
-        return {"judge_cos": cos, "judge_verified": verified.astype(np.float64)}
+        scores = {"judge_cos": cos, "judge_verified": verified.astype(np.float64)}
+        if landmarks is not None:
+            scores["lmd"] = self.landmarks.distance(self._faces(images), self._faces(targets), landmarks)
+            scores["judge_desc"], scores["judge_desc_target"] = out, ref
+        return scores
 
     @staticmethod
     def _faces(images: Tensor) -> np.ndarray:
@@ -284,8 +303,9 @@ class NetworkJudge:
         return weights_digest([self.net], buffers=True)
 
     @torch.no_grad()
-    def score(self, images: Tensor, targets: Tensor) -> dict[str, np.ndarray]:
-        """Cosine of the network's embeddings; ``judge_verified`` is NaN (no threshold)."""
+    def score(self, images: Tensor, targets: Tensor, landmarks: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+        """Cosine of the network's embeddings; ``judge_verified`` is NaN (no threshold); no
+        landmarks (``landmarks`` is ignored)."""
         from facegan.metrics.quality import identity_cosine
 
         if images.shape != targets.shape:

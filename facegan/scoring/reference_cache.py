@@ -86,9 +86,11 @@ def _versions() -> str:
 
 
 def scorer_digest(task_name: str, reference_keys: tuple[str, ...], device: torch.device | str,
-                  id_net: torch.nn.Module, judge=None) -> str:
-    """Digest of everything besides the batch that the reference rows' metrics depend on."""
+                  id_net: torch.nn.Module, judge=None, peers=None) -> str:
+    """Digest of everything besides the batch that the reference rows' metrics depend on (with
+    the files of the opt-in peers in ``peers``, a :class:`facegan.tasks.base.PeerModels`)."""
     parts = [
+        *_peer_files(peers),
         f"task {task_name}; references {','.join(reference_keys)}",
         f"device {torch.device(device).type}",
         f"source {source_digest()}",
@@ -97,6 +99,19 @@ def scorer_digest(task_name: str, reference_keys: tuple[str, ...], device: torch
         f"judge {judge.name} {judge.fingerprint()}" if judge is not None else "judge none",
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _peer_files(peers) -> list[str]:
+    """One line per opt-in peer asked for: its files' hashes and the ncnn version running them."""
+    from facegan.core.hashing import sha256_file
+
+    lines = [f"peer {key} " + " ".join(f"{p.name}:{sha256_file(p)}" for p in files)
+             for key, files in (peers.files() if peers is not None else {}).items()]
+    if lines:
+        import ncnn
+
+        lines.append(f"ncnn {getattr(ncnn, '__version__', '?')}")
+    return lines
 
 
 def batch_digest(batch) -> str:
@@ -152,7 +167,7 @@ class ReferenceCache:
 
 
 def _read(path: Path, reference_keys: tuple[str, ...], n: int) -> dict[str, dict[str, np.ndarray]] | None:
-    """The rows stored at ``path`` if every reference is there with ``n`` values per metric."""
+    """The rows stored at ``path`` if every reference is there with ``n`` values (or rows) per metric."""
     import zipfile
 
     if not path.is_file():
@@ -167,6 +182,6 @@ def _read(path: Path, reference_keys: tuple[str, ...], n: int) -> dict[str, dict
         return None
     if set(rows) != set(reference_keys):
         return None
-    if any(v.shape != (n,) for metrics in rows.values() for v in metrics.values()):
+    if any(v.shape[:1] != (n,) for metrics in rows.values() for v in metrics.values()):  # descriptors: (n, 128)
         return None
     return rows

@@ -29,6 +29,7 @@ from facegan.scoring.evaluation import CacheUse, EvalSetup, Evaluation
 from facegan.scoring.identity_rule import IdentityChoice, identity_net_for
 from facegan.scoring.inputs import EvalInputs, eval_batches
 from facegan.scoring.reference_cache import ReferenceCache, scorer_digest
+from facegan.tasks.base import PeerModels
 
 #: Faces shown in the grid picture (from the first batch).
 GRID_FACES = 8
@@ -50,6 +51,10 @@ class Scorers:
     references: tuple
     """The task's :class:`facegan.tasks.base.Reference` rows scored beside the model."""
     cache: ReferenceCache | None
+    peers: PeerModels | None = None
+    """Model files of the opt-in peers asked for."""
+    landmarks: tuple[int, ...] | None = None
+    """The 68-point landmarks ``lmd`` is taken over, when the judge scores landmarks (dlib)."""
 
     @property
     def reference_keys(self) -> tuple[str, ...]:
@@ -58,25 +63,26 @@ class Scorers:
 
 def score(inputs: EvalInputs, identity_net: str | None = None, device: str = "auto", judge: str | None = None,
           references: bool = True, mirror: bool | None = None, reference_cache: bool = True,
-          console=None) -> Evaluation:
+          console=None, peers: PeerModels | None = None) -> Evaluation:
     """Score ``inputs``' checkpoint and (unless ``references`` is False) the task's references.
 
     ``identity_net`` asks for a scoring identity network (:func:`identity_net_for`); ``judge``
     names an independent judge (None: no judge); ``mirror`` True/False overrides the recipe's
     ``model.mirror_ensemble``; ``reference_cache`` False neither reads nor writes cached
-    reference rows. ``console`` shows a progress bar. Writes nothing.
+    reference rows; ``peers`` names the opt-in peers' model files. ``console`` shows a progress bar. Writes nothing.
     """
     from facegan.core.device import pick_device
 
     dev = pick_device(device)
     scorers = load_scorers(inputs, identity_net_for(inputs.recipe, identity_net), dev, judge, references,
-                           mirror, reference_cache)
+                           mirror, reference_cache, peers)
     rows, grid = _score_split(inputs, scorers, dev, console)
     return _evaluation(inputs, scorers, rows, grid)
 
 
 def load_scorers(inputs: EvalInputs, identity: IdentityChoice, device: torch.device, judge: str | None,
-                 references: bool, mirror: bool | None, reference_cache: bool) -> Scorers:
+                 references: bool, mirror: bool | None, reference_cache: bool,
+                 peers: PeerModels | None = None) -> Scorers:
     """The generator, the identity network, the judge and the reference cache, on ``device``."""
     from facegan.models.identity import load_identity_net
 
@@ -89,12 +95,13 @@ def load_scorers(inputs: EvalInputs, identity: IdentityChoice, device: torch.dev
         trained = recipe.loss.identity_net if recipe.loss.identity > 0 else None
         judge_net = load_judge(judge, training_net=trained, device=device)
     generator = inputs.ckpt.build_generator(device, mirror)
-    refs = task.available_references() if references else ()
+    refs = task.available_references(peers) if references else ()
     cache = None
     if refs and reference_cache:
         keys = tuple(r.key for r in refs)
-        cache = ReferenceCache(scorer_digest(recipe.task, keys, device, id_net, judge_net))
-    return Scorers(task, generator, identity, id_net, judge_net, refs, cache)
+        cache = ReferenceCache(scorer_digest(recipe.task, keys, device, id_net, judge_net, peers))
+    landmarks = task.lmd_landmarks(inputs.settings) if hasattr(judge_net, "landmarks") else None
+    return Scorers(task, generator, identity, id_net, judge_net, refs, cache, peers, landmarks)
 
 
 def _score_split(inputs: EvalInputs, scorers: Scorers, device: torch.device,
@@ -130,7 +137,7 @@ def score_batch(scorers: Scorers, batch: Any, result: torch.Tensor) -> dict[str,
         cache_file = cache.file_for(batch)
         cached = cache.get(cache_file, keys, len(result))
     if keys and cached is None:
-        outputs.update(scorers.task.reference_outputs(batch))
+        outputs.update(scorers.task.reference_outputs(batch, keys, scorers.peers))
     target_emb = scorers.id_net(batch.target)
     gt_u8 = metrics.to_uint8(batch.target)
     scored = {}
@@ -138,7 +145,7 @@ def score_batch(scorers: Scorers, batch: Any, result: torch.Tensor) -> dict[str,
         per = scorers.task.score(metrics.to_uint8(images), gt_u8, batch)
         per["id_cos"] = np.asarray(metrics.identity_cosine(scorers.id_net(images), target_emb), dtype=np.float64)
         if scorers.judge is not None:
-            per.update(scorers.judge.score(images, batch.target))
+            per.update(scorers.judge.score(images, batch.target, scorers.landmarks))
         scored[name] = per
     if cache is not None and cached is None:
         cache.put(cache_file, {k: scored[k] for k in keys})
@@ -151,6 +158,8 @@ def _evaluation(inputs: EvalInputs, scorers: Scorers, rows: Rows, grid: list[tup
     from facegan.models.mirror import MirrorEnsemble
 
     per_image = {name: {k: np.concatenate(v) for k, v in values.items()} for name, values in rows.items()}
+    descriptors = {name: tuple(values.pop(k) for k in metric_info.DESCRIPTOR_KEYS)
+                   for name, values in per_image.items() if metric_info.DESCRIPTOR_KEYS[0] in values}
     model = per_image.pop("model")
     task, ckpt, judge = inputs.task, inputs.ckpt, scorers.judge
     setup = EvalSetup(
@@ -158,16 +167,22 @@ def _evaluation(inputs: EvalInputs, scorers: Scorers, rows: Rows, grid: list[tup
         step=ckpt.step, mirror=isinstance(scorers.generator, MirrorEnsemble), dataset=inputs.data_path,
         split=inputs.split, n_images=inputs.n, settings=inputs.settings, identity_net=scorers.identity.name,
         judge=judge.name if judge is not None else None, references=scorers.references,
-        skipped_references=tuple(r for r in task.references if r not in scorers.references) if scorers.references else (),
-        columns=(*task.metric_columns, metric_info.ID_COS, *(metric_info.JUDGE if judge is not None else ())),
+        skipped_references=tuple(r for r in task.references if r not in scorers.references
+                                 and r.asked(scorers.peers)) if scorers.references else (),
+        columns=(*task.metric_columns, metric_info.ID_COS, *(metric_info.JUDGE if judge is not None else ()),
+                 *((metric_info.LMD, metric_info.FD_DLIB) if descriptors else ())),
     )
     cache = scorers.cache
+    estimates = {"model": _estimates(model), **{key: _estimates(values) for key, values in per_image.items()}}
+    paired = {key: _paired(model, values) for key, values in per_image.items()}
+    if descriptors:
+        _add_frechet(descriptors, estimates, paired)
     return Evaluation(
         setup=setup, files=list(inputs.faces.files[:inputs.n]), identities=list(inputs.faces.identities[:inputs.n]),
         per_image=model, references=per_image,
-        estimates=_estimates(model),
-        reference_estimates={key: _estimates(values) for key, values in per_image.items()},
-        paired={key: _paired(model, values) for key, values in per_image.items()},
+        estimates=estimates.pop("model"),
+        reference_estimates=estimates,
+        paired=paired,
         grid=grid,
         cache=CacheUse(cache.folder, cache.hits, cache.misses, cache.write_error) if cache is not None else None,
     )
@@ -181,3 +196,19 @@ def _estimates(values: dict[str, np.ndarray]) -> dict:
 def _paired(model: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict:
     """Per metric, the paired difference model − reference over the same images."""
     return {k: paired_difference(v, reference[k]) for k, v in model.items() if k in reference}
+
+
+def _add_frechet(descriptors: dict[str, tuple[np.ndarray, np.ndarray]], estimates: dict[str, dict],
+                 paired: dict[str, dict]) -> None:
+    """``fd_dlib`` of every row (its bootstrap interval as the estimate's), and the model's
+    paired difference to each reference (bootstrapped on the same resampled images)."""
+    from facegan.metrics.realism import frechet_ci
+    from facegan.metrics.stats import Estimate, PairedDifference
+
+    out, target = descriptors["model"]
+    for name, (desc, _) in descriptors.items():
+        value, lo, hi = frechet_ci(desc, target)
+        estimates[name]["fd_dlib"] = Estimate(value, lo, hi, len(desc))
+        if name != "model":
+            diff, lo, hi = frechet_ci(out, target, other=desc)
+            paired[name]["fd_dlib"] = PairedDifference(diff, lo, hi, float("nan"), len(desc))

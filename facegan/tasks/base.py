@@ -56,6 +56,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -67,7 +68,8 @@ from facegan.metrics.info import MetricInfo
 from facegan.tasks import option_rules
 from facegan.tasks.option_rules import OptionRule
 from facegan.tasks.paste import PasteRule
-from facegan.tasks.pictures import HOLE_IMAGES, Column, Panel, render_columns, render_panels
+from facegan.tasks.pictures import (HOLE_IMAGES, Column, Panel, render_columns,
+                                    render_panels)
 
 
 @dataclass
@@ -102,12 +104,37 @@ class Reference:
     optional extra; eval leaves it out, with one note, when it is not installed."""
     extra: str = "peers"
     """The pip extra that brings ``requires`` (``pip install 'facegan[peers]'``)."""
+    opt_in: bool = False
+    """An opt-in peer: scored only when the user names its model files (the :class:`PeerModels`
+    field of the same key, ``facegan eval --<key> DIR``), e.g. the slow Real-ESRGAN."""
 
-    def available(self) -> bool:
-        """Whether the row can be scored here (its optional module is installed)."""
+    def available(self, peers: PeerModels | None = None) -> bool:
+        """Whether the row can be scored here: its optional module is installed and, for an
+        opt-in peer, ``peers`` names its model files."""
         import importlib.util
 
+        if not self.asked(peers):
+            return False
         return self.requires is None or importlib.util.find_spec(self.requires) is not None
+
+    def asked(self, peers: PeerModels | None = None) -> bool:
+        """Whether the user wants this row: every row but an opt-in peer whose files ``peers``
+        does not name."""
+        return not self.opt_in or getattr(peers or PeerModels(), self.key, None) is not None
+
+
+@dataclass(frozen=True)
+class PeerModels:
+    """Model files of the opt-in peers a user asked eval to score (None = not asked)."""
+
+    realesrgan: Path | None = None
+    """Folder with ``realesrgan-x4plus.param`` / ``.bin`` (:mod:`facegan.models.realesrgan`)."""
+
+    def files(self) -> dict[str, tuple[Path, ...]]:
+        """The model files of each peer asked for (checked: a FaceganError names a missing one)."""
+        from facegan.models.realesrgan import model_files
+
+        return {"realesrgan": model_files(self.realesrgan)} if self.realesrgan is not None else {}
 
 
 @dataclass
@@ -297,14 +324,22 @@ class Task(abc.ABC):
         """Deterministic inputs for images ``indices`` of a split: image i's inputs depend only
         on (settings, i), never on the batch it is in."""
 
-    def available_references(self) -> tuple[Reference, ...]:
-        """The :attr:`references` that can be scored here (peers whose extra is installed)."""
-        return tuple(r for r in self.references if r.available())
+    def available_references(self, peers: PeerModels | None = None) -> tuple[Reference, ...]:
+        """The :attr:`references` that can be scored here (peers whose extra is installed; opt-in
+        peers only when ``peers`` names their files)."""
+        return tuple(r for r in self.references if r.available(peers))
 
     @abc.abstractmethod
-    def reference_outputs(self, batch: TaskBatch) -> dict[str, torch.Tensor]:
-        """What a user has without the model, per key of :meth:`available_references`: (B,3,S,S)
-        in [-1, 1]."""
+    def reference_outputs(self, batch: TaskBatch, keys: tuple[str, ...],
+                          peers: PeerModels | None = None) -> dict[str, torch.Tensor]:
+        """What a user has without the model, for each reference in ``keys`` (some of
+        :meth:`available_references`): (B,3,S,S) in [-1, 1]."""
+
+    def lmd_landmarks(self, settings: EvalSettings) -> tuple[int, ...]:
+        """dlib's 68-point landmarks the landmark distance ``lmd`` is taken over (default: all)."""
+        from facegan.metrics.realism import LANDMARKS
+
+        return LANDMARKS["all"]
 
     @abc.abstractmethod
     def score(self, out_u8: np.ndarray, gt_u8: np.ndarray, batch: TaskBatch) -> dict[str, np.ndarray]:

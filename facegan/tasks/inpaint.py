@@ -24,9 +24,9 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from facegan.data import masks as masklib
-from facegan.metrics.info import HOLE_L1, HOLE_PSNR, PSNR, SSIM, MetricInfo
+from facegan.metrics.info import DETAIL, HOLE_L1, HOLE_PSNR, PSNR, SSIM, MetricInfo
 from facegan.tasks import opencv_fills
-from facegan.tasks.base import EvalSettings, Reference, Task, TaskBatch, TaskOptions, Visual
+from facegan.tasks.base import EvalSettings, PeerModels, Reference, Task, TaskBatch, TaskOptions, Visual
 from facegan.tasks.option_rules import OptionRule
 from facegan.tasks.paste import PasteRule
 from facegan.tasks.pictures import Column, Panel
@@ -149,7 +149,7 @@ class InpaintTask(Task):
         Reference("fsr_fast", "OpenCV FSR fast (peer)", requires=opencv_fills.REQUIRES),
         Reference("telea", "OpenCV Telea (peer)", requires=opencv_fills.REQUIRES),
     )
-    metric_columns: ClassVar[tuple[MetricInfo, ...]] = (PSNR, SSIM, HOLE_L1, HOLE_PSNR)
+    metric_columns: ClassVar[tuple[MetricInfo, ...]] = (PSNR, SSIM, HOLE_L1, HOLE_PSNR, DETAIL)
     #: Only the hole is taken from the model; the seam around it is 1/64 of the model's size
     #: (at least one aligned pixel). It only hides the hole's pixel steps: the band it blends
     #: holds the input resampled through the aligned frame, softer than the photo, so it is thin.
@@ -232,18 +232,21 @@ class InpaintTask(Task):
 
     # ---- evaluation -------------------------------------------------------------------------
 
-    def reference_outputs(self, batch: InpaintBatch) -> dict[str, torch.Tensor]:
+    def reference_outputs(self, batch: InpaintBatch, keys: tuple[str, ...],
+                          peers: PeerModels | None = None) -> dict[str, torch.Tensor]:
         """The hole left mid-grey (what the user has), its biharmonic fill, and the OpenCV peers
         (:mod:`facegan.tasks.opencv_fills`) when they are installed."""
         masked = batch.inputs[0]
         fills = {"grey": lambda: masked, "biharmonic": lambda: biharmonic_fill(masked, batch.mask),
                  "fsr_fast": lambda: opencv_fills.opencv_fill(masked, batch.mask, "fsr_fast"),
                  "telea": lambda: opencv_fills.opencv_fill(masked, batch.mask, "telea")}
-        return {r.key: fills[r.key]() for r in self.available_references()}
+        return {key: fills[key]() for key in keys}
 
     def score(self, out_u8: np.ndarray, gt_u8: np.ndarray, batch: InpaintBatch) -> dict[str, np.ndarray]:
-        """PSNR/SSIM of the whole composite, hole L1 ×100 and hole-only PSNR (docs/design.md)."""
+        """PSNR/SSIM of the whole composite, hole L1 ×100, hole-only PSNR, and the detail inside
+        the hole eroded by 2 px (docs/design.md)."""
         from facegan.metrics import quality as metrics
+        from facegan.metrics import realism
 
         hole = batch.mask[:, 0].cpu().numpy() > 0.5
         return {
@@ -251,7 +254,14 @@ class InpaintTask(Task):
             "ssim": metrics.ssim(out_u8, gt_u8),
             "hole_l1": metrics.hole_l1(out_u8, gt_u8, hole),
             "hole_psnr": metrics.hole_psnr(out_u8, gt_u8, hole),
+            "detail": realism.detail(out_u8, gt_u8, realism.eroded(hole)),
         }
+
+    def lmd_landmarks(self, settings: EvalSettings) -> tuple[int, ...]:
+        """The eyes' 12 landmarks for the eyes mask, the mouth's 20 for the mouth mask, else all 68."""
+        from facegan.metrics.realism import LANDMARKS
+
+        return LANDMARKS.get(settings.label if settings.label in ("eyes", "mouth") else "all")
 
     # ---- pictures ---------------------------------------------------------------------------
 

@@ -22,8 +22,8 @@ from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from facegan.data import degrade
-from facegan.metrics.info import PSNR, PSNR_Y, SSIM, SSIM_Y, MetricInfo
-from facegan.tasks.base import EvalSettings, Reference, Task, TaskBatch, TaskOptions, Visual
+from facegan.metrics.info import DETAIL, PSNR, PSNR_Y, SSIM, SSIM_Y, MetricInfo
+from facegan.tasks.base import EvalSettings, PeerModels, Reference, Task, TaskBatch, TaskOptions, Visual
 from facegan.tasks.option_rules import OptionRule
 from facegan.tasks.paste import PasteRule
 from facegan.tasks.pictures import Column, Panel
@@ -158,8 +158,9 @@ class SRTask(Task):
     references: ClassVar[tuple[Reference, ...]] = (
         Reference("bicubic", "bicubic (no model)"),
         Reference("span", "SPAN, generic SR (peer)"),
+        Reference("realesrgan", "Real-ESRGAN x4plus, GAN (peer)", requires="ncnn", opt_in=True),
     )
-    metric_columns: ClassVar[tuple[MetricInfo, ...]] = (PSNR, SSIM, PSNR_Y, SSIM_Y)
+    metric_columns: ClassVar[tuple[MetricInfo, ...]] = (PSNR, SSIM, PSNR_Y, SSIM_Y, DETAIL)
     progress_terms: ClassVar[tuple[str, ...]] = ("rec", "content")
     #: The whole face is taken from the model, a seam of 1/8 of the model's size inside its
     #: border hiding the change from the bicubic photo; hard-edged when the photo is the
@@ -245,18 +246,24 @@ class SRTask(Task):
 
     # ---- evaluation -------------------------------------------------------------------------
 
-    def reference_outputs(self, batch: TaskBatch) -> dict[str, torch.Tensor]:
-        """Bicubic upscaling of the same low-resolution input, and the generic peer SPAN
-        (:func:`facegan.models.span.span_upscale`; x8: x4 then x2)."""
+    def reference_outputs(self, batch: TaskBatch, keys: tuple[str, ...],
+                          peers: PeerModels | None = None) -> dict[str, torch.Tensor]:
+        """Bicubic upscaling of the same low-resolution input, the generic peer SPAN
+        (:func:`facegan.models.span.span_upscale`; x8: x4 then x2) and, when ``peers`` names its
+        files, the GAN peer Real-ESRGAN (:func:`facegan.models.realesrgan.realesrgan_upscale`)."""
+        from facegan.models.realesrgan import realesrgan_upscale
         from facegan.models.span import span_upscale
 
         lr = batch.inputs[0]
-        rows = {"bicubic": lambda: degrade.upscale_bicubic(lr, self.scale), "span": lambda: span_upscale(lr, self.scale)}
-        return {r.key: rows[r.key]() for r in self.available_references()}
+        rows = {"bicubic": lambda: degrade.upscale_bicubic(lr, self.scale), "span": lambda: span_upscale(lr, self.scale),
+                "realesrgan": lambda: realesrgan_upscale(lr, self.scale, peers.realesrgan)}
+        return {key: rows[key]() for key in keys}
 
     def score(self, out_u8: np.ndarray, gt_u8: np.ndarray, batch: TaskBatch) -> dict[str, np.ndarray]:
-        """Per-image PSNR/SSIM on RGB and on MATLAB Y, ``scale`` pixels cropped per border (docs/design.md)."""
+        """Per-image PSNR/SSIM on RGB and on MATLAB Y, ``scale`` pixels cropped per border, and
+        the detail over the face less an 8 px border (docs/design.md)."""
         from facegan.metrics import quality as metrics
+        from facegan.metrics import realism
 
         c = self.scale
         return {
@@ -264,6 +271,7 @@ class SRTask(Task):
             "ssim": metrics.ssim(out_u8, gt_u8, crop_border=c),
             "psnr_y": metrics.psnr(out_u8, gt_u8, crop_border=c, y_channel=True),
             "ssim_y": metrics.ssim(out_u8, gt_u8, crop_border=c, y_channel=True),
+            "detail": realism.detail(out_u8, gt_u8, realism.inner_face(len(out_u8), out_u8.shape[1])),
         }
 
     # ---- pictures ---------------------------------------------------------------------------
@@ -273,6 +281,6 @@ class SRTask(Task):
         return [
             Visual("ground truth", batch.target),
             Visual(f"input x{self.scale} (nearest)", degrade.upscale_nearest(lr, self.scale)),
-            Visual("bicubic", self.reference_outputs(batch)["bicubic"]),
+            Visual("bicubic", self.reference_outputs(batch, ("bicubic",))["bicubic"]),
             Visual("output", result.clamp(-1, 1)),
         ]
