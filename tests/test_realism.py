@@ -89,10 +89,10 @@ def test_landmark_distance_is_the_mean_point_distance():
 
 def test_dlib_landmarks_follow_a_moved_face(sample_data):
     pytest.importorskip("dlib", reason="lmd needs the judge extra: pip install 'facegan[judge]'")
-    from facegan.scoring.landmarks import DlibLandmarks
+    from facegan.scoring.judge import load_judge
 
     gt = _faces(sample_data)
-    lm = DlibLandmarks()
+    lm = load_judge("dlib").landmarks
     assert np.allclose(lm.distance(gt, gt, realism.LANDMARKS["all"]), 0)
     moved = np.roll(gt, 3, axis=2)  # the face 3 px to the right
     d = lm.distance(moved, gt, realism.LANDMARKS["all"])
@@ -111,3 +111,12 @@ def test_eval_reports_every_realism_metric_for_every_row(tiny_sr, tmp_path):
     header = (tmp_path / "test_x4.csv").read_text().splitlines()[0] if (tmp_path / "test_x4.csv").exists() else \
         next(tmp_path.glob("*.csv")).read_text().splitlines()[0]
     assert "detail" in header and "lmd" in header and "judge_desc" not in header and "fd_dlib" not in header
+
+
+def test_a_truth_without_a_detected_face_gets_the_average_box():
+    pytest.importorskip("dlib", reason="lmd needs the judge extra: pip install 'facegan[judge]'")
+    from facegan.scoring.judge import DLIB_FACE_BOX, dlib_face_rect
+    from facegan.scoring.landmarks import _face_box
+
+    flat = np.full((256, 256, 3), 128, np.uint8)
+    assert _face_box(flat, DLIB_FACE_BOX) == (dlib_face_rect(256), False)

@@ -174,7 +174,9 @@ class DlibJudge:
         from facegan.scoring.landmarks import DlibLandmarks
 
         if self._landmarks is None:
-            self._landmarks = DlibLandmarks()
+            import face_recognition_models as models
+
+            self._landmarks = DlibLandmarks(models.pose_predictor_model_location(), DLIB_FACE_BOX)
         return self._landmarks
 
     def descriptors(self, images: Tensor) -> np.ndarray:

@@ -4,8 +4,9 @@ against where it puts the ground truth's (:mod:`facegan.metrics.realism`).
 Both faces are enlarged 2x (bicubic); dlib's HOG face detector finds the face box on the
 enlarged ground truth, and the 68-point shape predictor (``shape_predictor_68_face_landmarks``,
 shipped in the judge extra) runs in that same box on both. A ground truth where the detector
-finds nothing gets the box it puts on an average aligned face
-(:data:`facegan.scoring.judge.DLIB_FACE_BOX`); the JSON counts those. The distance is the mean
+finds nothing gets the box it puts on an average aligned face (the dlib judge passes
+:data:`facegan.scoring.judge.DLIB_FACE_BOX`; :attr:`DlibLandmarks.fallbacks` counts them).
+The dlib judge owns one (:attr:`facegan.scoring.judge.DlibJudge.landmarks`). The distance is the mean
 over the points of the scored region, in units of the unenlarged face's pixels.
 """
 
@@ -27,21 +28,14 @@ class DlibLandmarks:
 
     MAX_CACHED = 100_000
 
-    def __init__(self) -> None:
-        from facegan.scoring.judge import _package_model_files
-
-        _package_model_files()  # JudgeUnavailable (what to install) when dlib is missing
-        import face_recognition_models as models
-
-        self.predictor_path = models.pose_predictor_model_location()
+    def __init__(self, predictor_path: str, fallback_box: tuple[float, float, float, float]) -> None:
+        """``predictor_path``: dlib's 68-point shape predictor file; ``fallback_box``: (left, top,
+        right, bottom) as fractions of the side, the box of a truth the detector finds no face in."""
+        self.predictor_path = str(predictor_path)
+        self.fallback_box = fallback_box
         self._gt: dict[bytes, tuple[tuple[int, int, int, int], np.ndarray, bool]] = {}
         self.fallbacks = 0
         """Ground truths the detector found no face in (scored in the average aligned box)."""
-
-    def fingerprint(self) -> str:
-        from facegan.scoring.judge import _file_sha256
-
-        return _file_sha256(self.predictor_path)
 
     def distance(self, out_u8: np.ndarray, gt_u8: np.ndarray, which: tuple[int, ...]) -> np.ndarray:
         """Per image, the landmark distance of ``out_u8`` to ``gt_u8`` ((N, S, S, 3) uint8) over
@@ -56,7 +50,7 @@ class DlibLandmarks:
             if len(self._gt) >= self.MAX_CACHED:
                 self._gt.clear()
             big = _enlarged(face)
-            box, found = _face_box(big)
+            box, found = _face_box(big, self.fallback_box)
             self.fallbacks += not found
             self._gt[key] = (box, _points(big, box, self.predictor_path), found)
         box, points, _ = self._gt[key]
@@ -84,16 +78,15 @@ def _predictor(path: str):
     return dlib.shape_predictor(path)
 
 
-def _face_box(image: np.ndarray) -> tuple[tuple[int, int, int, int], bool]:
-    """dlib's highest-scoring face box in ``image`` (left, top, right, bottom), and whether it
-    was found (else the average aligned face's box)."""
-    from facegan.scoring.judge import dlib_face_rect
-
+def _face_box(image: np.ndarray, fallback: tuple[float, ...]) -> tuple[tuple[int, int, int, int], bool]:
+    """dlib's highest-scoring face box in ``image`` (inclusive left, top, right, bottom), and
+    whether it was found (else ``fallback``, fractions of the side)."""
     rects, scores, _ = _detector().run(np.ascontiguousarray(image), 0, 0.0)
     if len(rects):
         r = rects[int(np.argmax(scores))]
         return (r.left(), r.top(), r.right(), r.bottom()), True
-    return dlib_face_rect(image.shape[0]), False
+    left, top, right, bottom = (round(f * image.shape[0]) for f in fallback)
+    return (left, top, right - 1, bottom - 1), False
 
 
 def _points(image: np.ndarray, box: tuple[int, int, int, int], predictor_path: str) -> np.ndarray:
