@@ -2,6 +2,7 @@
 
     python scripts/bundle_model.py pack RUN NAME --training-data TEXT --licence TEXT [--notes TEXT] [--fp32]
     python scripts/bundle_model.py score NAME [--mask eyes --mask mouth ...] [--data DIR] [--judge] [--max-images N]
+    python scripts/bundle_model.py fidelity NAME F      (a GAN model's default --fidelity)
     python scripts/bundle_model.py table [NAME ...]
 
 `pack` writes NAME.safetensors (the EMA generator, fp16 unless --fp32) and NAME.json (the card:
@@ -40,6 +41,9 @@ def main() -> None:
     score.add_argument("--judge", action="store_true")
     score.add_argument("--max-images", type=int)
     score.add_argument("--out", default="runs/bundled_eval")
+    fid = sub.add_parser("fidelity", help="set a GAN model's default --fidelity (from the measured curve)")
+    fid.add_argument("name")
+    fid.add_argument("value", type=float)
     table = sub.add_parser("table")
     table.add_argument("names", nargs="*")
     args = ap.parse_args()
@@ -63,6 +67,12 @@ def main() -> None:
     model = find_model(args.name)
     if model is None:
         raise SystemExit(f"no bundled model {args.name}")
+    if args.cmd == "fidelity":
+        if "fidelity" not in model.card or not 0 <= args.value <= 1:
+            raise SystemExit(f"{args.name} is not a GAN model with a PSNR partner, or {args.value} is not in 0..1")
+        set_card_field(model, "fidelity", {**model.card["fidelity"], "default": args.value})
+        print(f"{args.name}: default fidelity {args.value:g}")
+        return
     from facegan.commands.common import console
 
     settings = [{"mask": m} for m in args.mask] or [{}]

@@ -58,12 +58,13 @@ def bench_restore(models: list[str], photos: list[Path], repeats: int = 3, mask:
 
 def _bench_models(models: list[str], photos: list[Path], repeats: int, mask: str, on_done) -> list[RestoreTiming]:
     from facegan.checkpoints.checkpoint import Checkpoint
+    from facegan.checkpoints.fidelity import at_fidelity
     from facegan.restoring.planning import PhotoItem, RestoreOptions
     from facegan.restoring.torch_restorer import TorchRestorer
 
     results = []
     for name in models:
-        ckpt = Checkpoint.load(name)
+        ckpt = at_fidelity(Checkpoint.load(name), None)  # as restore runs it: a GAN model at its default
         restorer = TorchRestorer(ckpt, "cpu")
         takes_hole = restorer.task.takes_hole
         options = RestoreOptions(task=restorer.task.name, mask=mask, batch_size=64)

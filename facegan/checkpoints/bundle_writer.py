@@ -16,7 +16,10 @@ def write_bundle(ckpt: Checkpoint, name: str, folder: Path, training_data: str, 
     The card gets the checkpoint's task, scale, size, template, recipe and step (and, for a
     fine-tuned run, ``earlier_stages``: each earlier stage's source, recipe and steps), the training
     data and licence given here, and an empty ``eval`` table (:func:`set_eval` fills it from
-    scores of the bundled weights themselves).
+    scores of the bundled weights themselves). A GAN model fine-tuned from a bundled PSNR model
+    also gets ``fidelity``: that model's name and weights' SHA-256 (the pair ``--fidelity``
+    blends; :mod:`facegan.checkpoints.fidelity`) and ``default`` (None until the measured curve
+    sets it: ``scripts/bundle_model.py fidelity NAME F``).
     """
     import torch
     from safetensors.torch import save
@@ -50,8 +53,20 @@ def write_bundle(ckpt: Checkpoint, name: str, folder: Path, training_data: str, 
         "sha256": sha256_file(weights),
         "eval": {},
     }
+    partner = _psnr_partner(ckpt)
+    if partner is not None:
+        card["fidelity"] = {"psnr_model": partner.name, "psnr_sha256": partner.card["sha256"], "default": None}
     atomic_write_bytes(folder / f"{name}.json", (json.dumps(card, indent=2) + "\n").encode())
     return BundledModel(name, weights, card)
+
+
+def _psnr_partner(ckpt: Checkpoint) -> BundledModel | None:
+    """The bundled PSNR model a GAN checkpoint was fine-tuned from (its last earlier stage), if any."""
+    from facegan.checkpoints.bundled import find_model
+
+    if ckpt.recipe.loss.adversarial <= 0 or not ckpt.earlier_stages:
+        return None
+    return find_model(str(ckpt.earlier_stages[-1].get("source", "")))
 
 
 def set_eval(model: BundledModel, key: str, summary: dict) -> None:

@@ -59,6 +59,8 @@ class Checkpoint:
     """The stages its starting weights came from (``train.init_from``), oldest first."""
     state: dict[str, Any] | None = None
     """The whole training state of a checkpoint file (optimizers, discriminator, ...), for ``--resume``."""
+    fidelity: float | None = None
+    """Set when its weights are a GAN model blended with its PSNR model (:mod:`facegan.checkpoints.fidelity`)."""
 
     # ---- constructors -----------------------------------------------------------------------
 
@@ -121,25 +123,20 @@ class Checkpoint:
         return ckpt.check(task, options)
 
     @classmethod
-    def find(cls, source: str | Path | None, task: str, runs_dir: Path, options: TaskOptions = TaskOptions(),
-             console=None) -> Checkpoint:
-        """``source`` when given; else the newest run of ``task`` under ``runs_dir`` that serves
-        ``options``; else the bundled model of ``task`` (and scale). Says which on ``console``."""
+    def find(cls, source: str | Path | None, task: str, options: TaskOptions = TaskOptions(), console=None) -> Checkpoint:
+        """``source`` when given; else the bundled model of ``task`` (and scale), said on
+        ``console``. A run is used only when named: the newest folder under ``runs/`` is often a
+        smoke test."""
         if source is not None:
             return cls.load(source, task, options)
-        try:
-            path = newest_run_checkpoint(runs_dir, task, options)
-        except FaceganError as no_run:
-            model = bundled_models.default_model(task, options.scale)
-            if model is None:
-                raise no_run from None
-            if console is not None:
-                console.print(f"using the bundled model {model.name} ({model.card.get('training_data', '')}; "
-                              f"licence: {model.card.get('licence', '?')}); pass --checkpoint to choose")
-            return cls.from_bundled(model).check(task, options)
+        model = bundled_models.default_model(task, options.scale)
+        if model is None:
+            what = f"'{task}' model" + task_class(task).describe_options(options)
+            raise FaceganError(f"no bundled {what}; pass --checkpoint FILE_OR_RUN (a run folder, a checkpoint file)")
         if console is not None:
-            console.print(f"using the newest {task} run: {path.parent.parent} (pass --checkpoint to choose)")
-        return cls.load(path, task, options)
+            console.print(f"using the bundled model {model.name} ({model.card.get('training_data', '')}; "
+                          f"licence: {model.card.get('licence', '?')}); pass --checkpoint to choose")
+        return cls.from_bundled(model).check(task, options)
 
     # ---- what it is -------------------------------------------------------------------------
 
@@ -170,6 +167,10 @@ class Checkpoint:
     def name(self) -> str:
         """A short name for files made from it: the bundled name, the run folder's name for a
         run's ``checkpoints/last.pt``, else the file's stem."""
+        return self._base_name + (f"-fidelity{self.fidelity:g}" if self.fidelity is not None else "")
+
+    @property
+    def _base_name(self) -> str:
         if self.bundled:
             return self.bundled
         path = Path(self.path)
@@ -179,7 +180,8 @@ class Checkpoint:
 
     def describe(self) -> str:
         """Where it came from, in words (for "using ..." lines)."""
-        return f"the bundled model {self.bundled}" if self.bundled else self.path
+        where = f"the bundled model {self.bundled}" if self.bundled else self.path
+        return where + (f" at fidelity {self.fidelity:g}" if self.fidelity is not None else "")
 
     def build_generator(self, device: torch.device | str = "cpu", mirror: bool | None = None) -> torch.nn.Module:
         """Its generator with its weights, in eval mode; wrapped in a
@@ -213,19 +215,3 @@ def _bundled_at(path: Path) -> bundled_models.BundledModel:
     raise FaceganError(f"{path} is a safetensors file but not a facegan bundled model (no model card "
                        f"{path.with_suffix('.json').name} beside it); pass a checkpoint, a run folder or a bundled "
                        "model's name (facegan models)")
-
-
-def newest_run_checkpoint(runs: Path, task: str, options: TaskOptions = TaskOptions()) -> Path:
-    """checkpoints/last.pt of the most recently written run of ``task`` under ``runs`` that
-    serves ``options`` (e.g. ``scale=2``: only ×2 runs)."""
-    found = []
-    for last in runs.glob("*/checkpoints/last.pt"):
-        try:
-            Checkpoint.from_file(last, mmap=True).check(task, options)
-        except FaceganError:
-            continue
-        found.append((last.stat().st_mtime, last))
-    if not found:
-        what = f"'{task}' run" + task_class(task).describe_options(options)
-        raise FaceganError(f"no {what} found in {runs}/; train one or pass --checkpoint FILE_OR_RUN")
-    return max(found)[1]

@@ -13,6 +13,10 @@ import typer
 MIRROR_HELP = ("Mirror self-ensemble: also run the generator on the mirrored face and average (twice the time; "
                "a little more PSNR, a little less identity for inpainting: docs/models.md) "
                "\\[default: the recipe's model.mirror_ensemble; off for the bundled models].")
+#: --fidelity on restore, eval and export (facegan.checkpoints.fidelity).
+FIDELITY_HELP = ("Fidelity F in 0..1: 1 = the PSNR model (faithful, smooth), 0 = the GAN model (sharp, some detail "
+                 "invented); between, their weights blended (ESRGAN's network interpolation) "
+                 "\\[default: the GAN model's measured default (its card); a model without a GAN partner runs as it is].")
 
 #: Columns of the console when output goes to a file or a pipe (a log, ``| tee``) and COLUMNS is
 #: unset: rich's default of 80 would cut digits out of the wide metric tables.

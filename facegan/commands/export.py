@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from facegan.commands.common import FIDELITY_HELP
 from facegan.commands.common import console as _console
 from facegan.commands.common import reflowed, user_errors
 
@@ -29,6 +30,7 @@ def export(
     force: bool = typer.Option(False, "--force", help="Replace an existing file at the output path (never the source or a file of its run)."),
     fp16: bool = typer.Option(False, "--fp16", help="Weights and compute in float16 (half the file; the parity figure is printed, not enforced)."),
     float_input: bool = typer.Option(False, "--float-input", help="Take float32 faces (and masks) in 0..1 instead of uint8 0..255."),
+    fidelity: Optional[float] = typer.Option(None, "--fidelity", help=FIDELITY_HELP, show_default=False),
     benchmark: bool = typer.Option(False, "--benchmark", help="Also time the exported file and the PyTorch restorer per face at batch 1 and 8 (CPU)."),
 ) -> None:
     """Export a restorer as one ONNX or TorchScript file that runs without facegan's training stack.
@@ -51,6 +53,7 @@ def export(
       facegan export runs/sr_identity --format torchscript --fp16
     """
     from facegan.checkpoints.checkpoint import Checkpoint
+    from facegan.checkpoints.fidelity import at_fidelity
     from facegan.data.build import human_bytes
     from facegan.restoring.benchmark import latency
     from facegan.restoring.export import check_opset
@@ -60,7 +63,7 @@ def export(
     fmt = fmt.value
     if fmt == "onnx":
         check_opset(opset)
-    ckpt = Checkpoint.load(source)
+    ckpt = at_fidelity(Checkpoint.load(source), fidelity)
     target = export_target(ckpt, out, fmt, fp16, force)
     console = _console()
     console.print(f"exporting {ckpt.describe()} ({ckpt.task_name}) to {fmt}{' (fp16)' if fp16 else ''} ...")

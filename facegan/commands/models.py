@@ -17,9 +17,11 @@ def models(
 
     Every command that takes a checkpoint takes a bundled model's name too
     (facegan restore --checkpoint inpaint-128, facegan eval sr8-128, facegan export sr4-128), and
-    restore uses the bundled model of its task when there is no run of it under runs/. The
-    scores are of the shipped weights on the identity-disjoint test split they were evaluated
-    on (docs/models.md has the full model card).
+    restore uses the bundled models of its task unless --checkpoint names another. A GAN model
+    (name ending -gan) is its PSNR model fine-tuned with an adversarial term; --fidelity F blends
+    the two (restore's default: the card's F). The scores are of the shipped weights on the
+    identity-disjoint test split they were evaluated on (a GAN model's at its default F;
+    docs/models.md has the full model card).
 
     Example: facegan models
     """
@@ -53,8 +55,19 @@ def models(
         size, scale = c["size"], c.get("scale") or 1
         table.add_row(m.name, c["task"] + (f" x{scale}" if scale > 1 else ""), f"{size // scale} -> {size} px",
                       f"{c.get('parameters', 0) / 1e6:.2f} M", human_bytes(m.size_bytes) + f" {c.get('dtype', '')}",
-                      c.get("training_data", "").split(":")[0], c.get("licence", ""), _scores(c.get("eval", {})))
+                      c.get("training_data", "").split(":")[0], c.get("licence", ""),
+                      _fidelity(c) + _scores(c.get("eval", {})))
     console.print(table)
+
+
+def _fidelity(card: dict) -> str:
+    """A GAN model's line: its PSNR partner and default --fidelity."""
+    pair = card.get("fidelity")
+    if not pair:
+        return ""
+    default = pair.get("default")
+    return (f"GAN partner of {pair.get('psnr_model')}; restore runs the pair at --fidelity "
+            f"{default:g}\n" if default is not None else f"GAN partner of {pair.get('psnr_model')}\n")
 
 
 def _scores(evals: dict) -> str:

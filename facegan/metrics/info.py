@@ -48,3 +48,10 @@ LMD = MetricInfo("lmd", "LMD (px)", 2)
 FD_DLIB = MetricInfo("fd_dlib", "FD dlib", 4)
 #: The per-image arrays the dlib judge adds for ``fd_dlib`` (not metrics; never in a CSV).
 DESCRIPTOR_KEYS = ("judge_desc", "judge_desc_target")
+#: FID (with ``--fid-weights``): the same distance on the 2048-d pool3 features of FID's Inception
+#: v3 (:mod:`facegan.models.fid`), over the split; lower is closer. Unreliable under ~1,000 images
+#: (biased upwards at small N: compare rows only at the same N).
+FID = MetricInfo("fid", "FID", 2)
+#: The per-image Inception features eval keeps for ``fid``: each row's, and (model row only) the
+#: ground truths' (not metrics; never in a CSV).
+FID_FEATURE_KEYS = ("fid_features", "fid_features_target")

@@ -10,9 +10,9 @@ PSNR rewards the average of all plausible faces, a blur. These metrics see the b
   against where it puts those of the ground truth (a fill that moves an eye is wrong however
   sharp it is); computed by :class:`facegan.scoring.judge.DlibJudge`.
 * :func:`frechet_distance` - how far the *distribution* of the outputs is from that of the
-  ground truths, over a whole split, as FID does with Inception features; facegan's
-  ``fd_dlib`` uses dlib's 128-d face descriptors (FID's Inception weights cannot be had
-  offline; ``--fid-weights`` adds FID proper).
+  ground truths, over a whole split, as FID does with Inception features: ``fd_dlib`` on dlib's
+  128-d face descriptors (with ``--judge``), ``fid`` on the 2048-d pool3 features of FID's
+  Inception v3 (:mod:`facegan.models.fid`, with ``--fid-weights``; the weights are not shipped).
 """
 
 from __future__ import annotations
@@ -78,15 +78,8 @@ def landmark_distance(points_out: np.ndarray, points_gt: np.ndarray, which: tupl
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """The Fréchet distance between Gaussians fitted to the rows of ``a`` and ``b`` ((N, D)):
-    ``|mu_a - mu_b|² + tr(C_a + C_b - 2 (C_a C_b)^½)``, as FID computes it. The trace of the
-    matrix square root is the sum of the square roots of the eigenvalues of ``C_a C_b`` (real
-    and non-negative for two covariances; rounding residue clipped), which is what FID's
-    ``sqrtm`` sums, ten times faster."""
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    c_a, c_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    eig = np.linalg.eigvals(c_a @ c_b)
-    tr_root = np.sqrt(np.clip(eig.real, 0, None)).sum()
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(c_a) + np.trace(c_b) - 2 * tr_root)
+    ``|mu_a - mu_b|² + tr(C_a + C_b - 2 (C_a C_b)^½)``, as FID computes it (NaN under 2 rows)."""
+    return _frechet(_centred(a), _centred(b))
 
 
 def frechet_ci(out: np.ndarray, gt: np.ndarray, other: np.ndarray | None = None, n_boot: int = 100,
@@ -94,12 +87,53 @@ def frechet_ci(out: np.ndarray, gt: np.ndarray, other: np.ndarray | None = None,
     """``(value, low, high)``: the Fréchet distance of ``out`` to ``gt`` (or, with ``other``, its
     difference to that of ``other`` to ``gt``, on the same images) and its 95% percentile
     bootstrap interval over images (the images resampled together for all sets)."""
-    def stat(idx: np.ndarray) -> float:
-        value = frechet_distance(out[idx], gt[idx])
-        return value - frechet_distance(other[idx], gt[idx]) if other is not None else value
+    def stat(idx: np.ndarray | None) -> float:
+        target = _centred(gt, idx)
+        value = _frechet(_centred(out, idx), target)
+        return value - _frechet(_centred(other, idx), target) if other is not None else value
 
     rng = np.random.default_rng(seed)
     n = len(out)
     boots = np.array([stat(rng.integers(0, n, n)) for _ in range(n_boot)])
     low, high = np.percentile(boots, [2.5, 97.5])
-    return stat(np.arange(n)), float(low), float(high)
+    return stat(None), float(low), float(high)
+
+
+def _centred(x: np.ndarray, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(mean, rows, n)`` of the rows ``x[idx]`` (all rows without ``idx``): ``rows`` holds each
+    distinct row once, centred and scaled by the square root of its count, so that
+    ``rows.T @ rows`` is their scatter matrix (``(n - 1)`` times the covariance) however often a
+    bootstrap draws a row."""
+    x = np.asarray(x, dtype=np.float64)
+    if idx is None:
+        mean = x.mean(axis=0)
+        return mean, x - mean, len(x)
+    distinct, counts = np.unique(idx, return_counts=True)
+    rows = x[distinct]
+    mean = counts @ rows / len(idx)
+    return mean, np.sqrt(counts)[:, None] * (rows - mean), len(idx)
+
+
+def _frechet(a: tuple[np.ndarray, np.ndarray, int], b: tuple[np.ndarray, np.ndarray, int]) -> float:
+    """The Fréchet distance of two :func:`_centred` sets.
+
+    ``tr (C_a C_b)^½`` is the sum of the square roots of the eigenvalues of ``C_a C_b`` (real and
+    non-negative for two covariances), which is what FID's ``sqrtm`` sums. With ``R_a``, ``R_b``
+    the centred rows (``C = R.T R / (n - 1)``), those non-zero eigenvalues are the squared
+    singular values of ``R_a R_b.T`` over ``(n_a - 1)(n_b - 1)``: when there are fewer rows than
+    dimensions (FID's 2,048 Inception features) that small matrix is used. Otherwise, with
+    ``C_b = W W.T`` (its eigen-decomposition), they are those of the symmetric ``W.T C_a W``
+    (rounding residue clipped). Both are exact, and faster than ``scipy.linalg.sqrtm``."""
+    (mu_a, r_a, n_a), (mu_b, r_b, n_b) = a, b
+    if min(n_a, n_b) < 2:
+        return float("nan")
+    if min(len(r_a), len(r_b)) <= r_a.shape[1]:
+        singular = np.linalg.svd(r_a @ r_b.T, compute_uv=False)
+        tr_root = singular.sum() / np.sqrt((n_a - 1) * (n_b - 1))
+    else:  # C_b = W W.T, and C_a C_b has the eigenvalues of the symmetric W.T C_a W
+        lam, vec = np.linalg.eigh(r_b.T @ r_b / (n_b - 1))
+        w = vec * np.sqrt(np.clip(lam, 0, None))
+        eig = np.linalg.eigvalsh(w.T @ (r_a.T @ r_a / (n_a - 1)) @ w)
+        tr_root = np.sqrt(np.clip(eig, 0, None)).sum()
+    traces = np.sum(r_a * r_a) / (n_a - 1) + np.sum(r_b * r_b) / (n_b - 1)
+    return float(np.sum((mu_a - mu_b) ** 2) + traces - 2 * tr_root)

@@ -15,18 +15,23 @@ from facegan.models.context_encoder import _init_weights
 
 
 class PatchGAN(nn.Module):
-    def __init__(self, in_channels: int = 3, width: int = 64, layers: int = 3) -> None:
+    def __init__(self, in_channels: int = 3, width: int = 64, layers: int = 3, spectral_norm: bool = False) -> None:
         super().__init__()
         mods: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         ch = width
         for i in range(1, layers + 1):
             nxt = width * min(2**i, 8)
             stride = 2 if i < layers else 1
-            mods += [nn.Conv2d(ch, nxt, 4, stride, 1, bias=False), nn.BatchNorm2d(nxt), nn.LeakyReLU(0.2, inplace=True)]
+            norm = nn.Identity() if spectral_norm else nn.BatchNorm2d(nxt)
+            mods += [nn.Conv2d(ch, nxt, 4, stride, 1, bias=spectral_norm), norm, nn.LeakyReLU(0.2, inplace=True)]
             ch = nxt
         mods.append(nn.Conv2d(ch, 1, 4, 1, 1))
         self.net = nn.Sequential(*mods)
         self.apply(_init_weights)
+        if spectral_norm:
+            for i, mod in enumerate(self.net):
+                if isinstance(mod, nn.Conv2d):
+                    self.net[i] = nn.utils.parametrizations.spectral_norm(mod)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

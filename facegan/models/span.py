@@ -164,6 +164,34 @@ def span_upscale(images: Tensor, scale: int) -> Tensor:
     return out
 
 
+class SPANCascade(nn.Module):
+    """SPAN passes in a row, as :data:`CASCADES` lists them for ``scale`` (x8: SPAN x4 then SPAN
+    x2), trained end to end as one generator. Unlike :func:`span_upscale` no 8-bit rounding sits
+    between the passes (it has no gradient). State-dict keys: ``stages.{i}.*``, each a SPAN's."""
+
+    def __init__(self, scale: int = 8, channels: int = 52) -> None:
+        super().__init__()
+        if scale not in CASCADES:
+            raise ValueError(f"a SPAN cascade upscales x2, x4 or x8, not x{scale}")
+        self.scale = scale
+        self.channels = channels
+        self.stages = nn.ModuleList(SPAN(factor, channels) for factor in CASCADES[scale])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Images in facegan's range [-1, 1] in and out; each pass clamps as :class:`SPAN` does."""
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+def load_pretrained_cascade(cascade: SPANCascade) -> SPANCascade:
+    """``cascade`` with the shipped generic weights in every pass (``model.pretrained``): it starts
+    where the generic cascade peer is."""
+    for stage in cascade.stages:
+        stage.load_state_dict(_shipped_state(stage.scale, stage.channels), strict=True)
+    return cascade
+
+
 def load_pretrained_into(span: SPAN) -> SPAN:
     """``span`` with the shipped generic weights of its width (training's starting point,
     ``model.pretrained``): those of its own scale, or for x8 (no x8 model exists) the x4 weights

@@ -65,6 +65,9 @@ def _caption(evaluation: Evaluation) -> str:
         cap += " + mirror: the mean of the generator's outputs on each face and its mirror image."
     if setup.judge is not None:
         cap += f" Judge: {setup.judge} (never used in training)."
+    if setup.fid_weights is not None:
+        cap += (" FID: FID's Inception v3, over the split (95% bootstrap CI); unreliable under ~1,000 images"
+                + (f", and this is {setup.n_images}." if setup.n_images < 1000 else "."))
     return cap
 
 

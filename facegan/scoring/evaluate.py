@@ -48,6 +48,8 @@ def evaluate(
     mirror: bool | None = None,
     reference_cache: bool = True,
     peers: PeerModels | None = None,
+    fidelity: float | None = None,
+    fid_weights: str | Path | None = None,
     **options,
 ) -> Evaluation:
     """Score a checkpoint and write its CSV, JSON and grid; returns the :class:`Evaluation`.
@@ -61,17 +63,26 @@ def evaluate(
     ``reference_cache`` reuses the reference rows scored before on the same batches by the same
     code and networks (:mod:`facegan.scoring.reference_cache`); False neither reads nor writes them.
     ``peers`` names the model files of opt-in peers to score beside the model (Real-ESRGAN).
+    ``fidelity`` blends a GAN model with its PSNR model (:mod:`facegan.checkpoints.fidelity`; None:
+    a bundled GAN model's default); the output files' names then carry it.
+    ``fid_weights`` is pytorch-fid's Inception weights file (:mod:`facegan.models.fid`): every row
+    then also gets ``fid`` over the split; the file must exist (checked before any work).
     """
+    from facegan.models.fid import fid_weights_path
+
+    fid_file = fid_weights_path(fid_weights, env=False)
     out_path = Path(out_dir) if out_dir is not None else None
     json_path = Path(json_out) if json_out is not None else None
     check_outputs(out_path, json_path)
-    inputs = eval_inputs(checkpoint, data, split, max_images, **options)
+    inputs = eval_inputs(checkpoint, data, split, max_images, fidelity=fidelity, **options)
     _check_peers(peers, inputs.task)
     folder = out_path if out_path is not None else eval_dir_for(Path(inputs.ckpt.path), inputs.ckpt.bundled)
-    paths = EvalPaths(folder, f"{inputs.split}_{inputs.settings.label}")
+    at = f"_fidelity{inputs.ckpt.fidelity:g}" if inputs.ckpt.fidelity is not None else ""
+    paths = EvalPaths(folder, f"{inputs.split}_{inputs.settings.label}{at}")
     check_writable(paths.json, "eval output")  # the default folder (<run>/eval) too, before the work
     scored = score(inputs, identity_net=identity_net, device=device, judge=judge, references=references,
-                   mirror=mirror, reference_cache=reference_cache, console=console, peers=peers)
+                   mirror=mirror, reference_cache=reference_cache, console=console, peers=peers,
+                   fid_weights=fid_file)
     located = replace(scored, per_image_csv=paths.csv)
     evaluation = replace(located, summary=summary_of(located))
     write_outputs(evaluation, paths, json_path)

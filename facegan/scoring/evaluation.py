@@ -47,6 +47,8 @@ class EvalSetup:
     """The metrics of the tables, in order."""
     skipped_references: tuple[Reference, ...] = ()
     """Peers left out because their optional extra is not installed."""
+    fid_weights: Path | None = None
+    """The Inception weights file ``fid`` was computed with (``--fid-weights``), if any."""
 
 
 @dataclass(frozen=True)

@@ -40,16 +40,18 @@ class EvalInputs:
 
 
 def eval_inputs(checkpoint: str | Path, data: str | Path | None = None, split: str | None = None,
-                max_images: int | None = None, **options) -> EvalInputs:
+                max_images: int | None = None, fidelity: float | None = None, **options) -> EvalInputs:
     """Load a checkpoint (file, run folder or bundled name) and open the faces it is scored on:
     the recipe's dataset and eval split unless given, at most ``max_images`` (or the recipe's
-    ``eval.max_images``). Refuses a dataset of another face size and an empty split."""
+    ``eval.max_images``), at ``fidelity`` (:func:`facegan.checkpoints.fidelity.at_fidelity`). Refuses a dataset of another face size and an empty split."""
     from facegan.data.packed import PackedDataset
     from facegan.tasks.base import TaskOptions
 
     if max_images is not None and max_images < 1:
         raise FaceganError(f"--max-images must be at least 1, got {max_images}")
-    ckpt = Checkpoint.load(checkpoint, options=TaskOptions(**options))
+    from facegan.checkpoints.fidelity import at_fidelity
+
+    ckpt = at_fidelity(Checkpoint.load(checkpoint, options=TaskOptions(**options)), fidelity)
     recipe, task = ckpt.recipe, ckpt.task
     data_path = Path(data) if data is not None else Path(recipe.data.path)
     dataset = PackedDataset(data_path)

@@ -14,7 +14,8 @@ two digests:
 * **the scorer** (:func:`scorer_digest`, the folder): every source file of the facegan
   package (any change to facegan's code starts a new cache), the versions of Python, torch,
   numpy, scikit-image and dlib, the device type, the identity network's weights and buffers,
-  the judge's model files or weights, and the task's reference keys;
+  the judge's model files or weights, FID's Inception weights (``--fid-weights``: its rows then
+  hold each image's Inception features), and the task's reference keys;
 * **the batch** (:func:`batch_digest`, the file): every tensor of the batch (ground truth,
   the generator's inputs, the hole mask), dtype, shape and bytes. A different dataset, split,
   mask, seed, scale, size or batch boundary is a different file.
@@ -86,9 +87,10 @@ def _versions() -> str:
 
 
 def scorer_digest(task_name: str, reference_keys: tuple[str, ...], device: torch.device | str,
-                  id_net: torch.nn.Module, judge=None, peers=None) -> str:
+                  id_net: torch.nn.Module, judge=None, peers=None, fid=None) -> str:
     """Digest of everything besides the batch that the reference rows' metrics depend on (with
-    the files of the opt-in peers in ``peers``, a :class:`facegan.tasks.base.PeerModels`)."""
+    the files of the opt-in peers in ``peers``, a :class:`facegan.tasks.base.PeerModels`, and
+    FID's Inception network ``fid``, whose features the rows then hold)."""
     parts = [
         *_peer_files(peers),
         f"task {task_name}; references {','.join(reference_keys)}",
@@ -98,6 +100,8 @@ def scorer_digest(task_name: str, reference_keys: tuple[str, ...], device: torch
         f"identity {getattr(id_net, 'name', type(id_net).__name__)} {weights_digest([id_net], buffers=True)}",
         f"judge {judge.name} {judge.fingerprint()}" if judge is not None else "judge none",
     ]
+    if fid is not None:  # no line without it: the digests of evaluations without FID stay as they were
+        parts.append(f"fid {weights_digest([fid], buffers=True)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 

@@ -4,11 +4,13 @@ the task's no-model references over the split, and score every image.
 Each batch's outputs are quantised to uint8 and scored per image by the task
 (:meth:`facegan.tasks.base.Task.score`), plus the identity cosine by the scoring identity
 network (:mod:`facegan.scoring.identity_rule`) and, when asked, an independent judge
-(:mod:`facegan.scoring.judge`). The references are scored by the same code; their rows are
-reused from :mod:`facegan.scoring.reference_cache` when the same batch was scored before.
-Then each row gets its mean and 95% Student-t interval over images
+(:mod:`facegan.scoring.judge`); with FID weights, every row's and the ground truths' Inception
+features are kept too (:mod:`facegan.models.fid`). The references are scored by the same code;
+their rows are reused from :mod:`facegan.scoring.reference_cache` when the same batch was scored
+before. Then each row gets its mean and 95% Student-t interval over images
 (:func:`facegan.metrics.stats.mean_ci`, the interval ``ablate`` prints) and the model is paired
-with each reference image by image (:func:`facegan.metrics.stats.paired_difference`).
+with each reference image by image (:func:`facegan.metrics.stats.paired_difference`); the
+split-level Fréchet distances (``fd_dlib``, ``fid``) get bootstrap intervals instead.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Scorers:
     """Model files of the opt-in peers asked for."""
     landmarks: tuple[int, ...] | None = None
     """The 68-point landmarks ``lmd`` is taken over, when the judge scores landmarks (dlib)."""
+    fid: Any | None = None
+    """FID's Inception v3 (:func:`facegan.models.fid.load_fid_inception`), or None: no ``fid``."""
 
     @property
     def reference_keys(self) -> tuple[str, ...]:
@@ -63,27 +67,29 @@ class Scorers:
 
 def score(inputs: EvalInputs, identity_net: str | None = None, device: str = "auto", judge: str | None = None,
           references: bool = True, mirror: bool | None = None, reference_cache: bool = True,
-          console=None, peers: PeerModels | None = None) -> Evaluation:
+          console=None, peers: PeerModels | None = None, fid_weights: str | Path | None = None) -> Evaluation:
     """Score ``inputs``' checkpoint and (unless ``references`` is False) the task's references.
 
     ``identity_net`` asks for a scoring identity network (:func:`identity_net_for`); ``judge``
     names an independent judge (None: no judge); ``mirror`` True/False overrides the recipe's
     ``model.mirror_ensemble``; ``reference_cache`` False neither reads nor writes cached
-    reference rows; ``peers`` names the opt-in peers' model files. ``console`` shows a progress bar. Writes nothing.
+    reference rows; ``peers`` names the opt-in peers' model files. ``console`` shows a progress bar.
+    ``fid_weights`` (pytorch-fid's Inception weights file) adds ``fid`` to every row. Writes nothing.
     """
     from facegan.core.device import pick_device
 
     dev = pick_device(device)
     scorers = load_scorers(inputs, identity_net_for(inputs.recipe, identity_net), dev, judge, references,
-                           mirror, reference_cache, peers)
+                           mirror, reference_cache, peers, fid_weights)
     rows, grid = _score_split(inputs, scorers, dev, console)
     return _evaluation(inputs, scorers, rows, grid)
 
 
 def load_scorers(inputs: EvalInputs, identity: IdentityChoice, device: torch.device, judge: str | None,
                  references: bool, mirror: bool | None, reference_cache: bool,
-                 peers: PeerModels | None = None) -> Scorers:
-    """The generator, the identity network, the judge and the reference cache, on ``device``."""
+                 peers: PeerModels | None = None, fid_weights: str | Path | None = None) -> Scorers:
+    """The generator, the identity network, the judge, FID's Inception (with ``fid_weights``) and
+    the reference cache, on ``device``."""
     from facegan.models.identity import load_identity_net
 
     recipe, task = inputs.recipe, inputs.task
@@ -94,14 +100,19 @@ def load_scorers(inputs: EvalInputs, identity: IdentityChoice, device: torch.dev
 
         trained = recipe.loss.identity_net if recipe.loss.identity > 0 else None
         judge_net = load_judge(judge, training_net=trained, device=device)
+    fid_net = None
+    if fid_weights is not None:
+        from facegan.models.fid import load_fid_inception
+
+        fid_net = load_fid_inception(fid_weights, device=device)
     generator = inputs.ckpt.build_generator(device, mirror)
     refs = task.available_references(peers) if references else ()
     cache = None
     if refs and reference_cache:
         keys = tuple(r.key for r in refs)
-        cache = ReferenceCache(scorer_digest(recipe.task, keys, device, id_net, judge_net, peers))
+        cache = ReferenceCache(scorer_digest(recipe.task, keys, device, id_net, judge_net, peers, fid_net))
     landmarks = task.lmd_landmarks(inputs.settings) if hasattr(judge_net, "landmarks") else None
-    return Scorers(task, generator, identity, id_net, judge_net, refs, cache, peers, landmarks)
+    return Scorers(task, generator, identity, id_net, judge_net, refs, cache, peers, landmarks, fid_net)
 
 
 def _score_split(inputs: EvalInputs, scorers: Scorers, device: torch.device,
@@ -142,11 +153,16 @@ def score_batch(scorers: Scorers, batch: Any, result: torch.Tensor) -> dict[str,
     gt_u8 = metrics.to_uint8(batch.target)
     scored = {}
     for name, images in outputs.items():
-        per = scorers.task.score(metrics.to_uint8(images), gt_u8, batch)
+        images_u8 = metrics.to_uint8(images)
+        per = scorers.task.score(images_u8, gt_u8, batch)
         per["id_cos"] = np.asarray(metrics.identity_cosine(scorers.id_net(images), target_emb), dtype=np.float64)
         if scorers.judge is not None:
             per.update(scorers.judge.score(images, batch.target, scorers.landmarks))
+        if scorers.fid is not None:  # on the uint8 images, as FID is computed on saved pictures
+            per[metric_info.FID_FEATURE_KEYS[0]] = _fid_features(scorers.fid, images_u8)
         scored[name] = per
+    if scorers.fid is not None:
+        scored["model"][metric_info.FID_FEATURE_KEYS[1]] = _fid_features(scorers.fid, gt_u8)
     if cache is not None and cached is None:
         cache.put(cache_file, {k: scored[k] for k in keys})
     scored.update(cached or {})
@@ -160,6 +176,9 @@ def _evaluation(inputs: EvalInputs, scorers: Scorers, rows: Rows, grid: list[tup
     per_image = {name: {k: np.concatenate(v) for k, v in values.items()} for name, values in rows.items()}
     descriptors = {name: tuple(values.pop(k) for k in metric_info.DESCRIPTOR_KEYS)
                    for name, values in per_image.items() if metric_info.DESCRIPTOR_KEYS[0] in values}
+    fid_key, fid_target_key = metric_info.FID_FEATURE_KEYS
+    fid_target = per_image["model"].pop(fid_target_key, None)
+    fid_features = {name: values.pop(fid_key) for name, values in per_image.items() if fid_key in values}
     model = per_image.pop("model")
     task, ckpt, judge = inputs.task, inputs.ckpt, scorers.judge
     setup = EvalSetup(
@@ -170,13 +189,18 @@ def _evaluation(inputs: EvalInputs, scorers: Scorers, rows: Rows, grid: list[tup
         skipped_references=tuple(r for r in task.references if r not in scorers.references
                                  and r.asked(scorers.peers)) if scorers.references else (),
         columns=(*task.metric_columns, metric_info.ID_COS, *(metric_info.JUDGE if judge is not None else ()),
-                 *((metric_info.LMD, metric_info.FD_DLIB) if descriptors else ())),
+                 *((metric_info.LMD, metric_info.FD_DLIB) if descriptors else ()),
+                 *((metric_info.FID,) if fid_target is not None else ())),
+        fid_weights=getattr(scorers.fid, "weights_file", None),
     )
     cache = scorers.cache
     estimates = {"model": _estimates(model), **{key: _estimates(values) for key, values in per_image.items()}}
     paired = {key: _paired(model, values) for key, values in per_image.items()}
     if descriptors:
-        _add_frechet(descriptors, estimates, paired)
+        _add_frechet("fd_dlib", {name: desc for name, (desc, _) in descriptors.items()}, descriptors["model"][1],
+                     estimates, paired)
+    if fid_target is not None:
+        _add_frechet("fid", fid_features, fid_target, estimates, paired)
     return Evaluation(
         setup=setup, files=list(inputs.faces.files[:inputs.n]), identities=list(inputs.faces.identities[:inputs.n]),
         per_image=model, references=per_image,
@@ -198,17 +222,25 @@ def _paired(model: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> d
     return {k: paired_difference(v, reference[k]) for k, v in model.items() if k in reference}
 
 
-def _add_frechet(descriptors: dict[str, tuple[np.ndarray, np.ndarray]], estimates: dict[str, dict],
+def _add_frechet(key: str, features: dict[str, np.ndarray], target: np.ndarray, estimates: dict[str, dict],
                  paired: dict[str, dict]) -> None:
-    """``fd_dlib`` of every row (its bootstrap interval as the estimate's), and the model's
-    paired difference to each reference (bootstrapped on the same resampled images)."""
+    """``key`` (``fd_dlib``, ``fid``) of every row: the Fréchet distance of its ``features`` to
+    the ground truths' ``target`` features, its bootstrap interval as the estimate's, and the
+    model's paired difference to each reference (bootstrapped on the same resampled images)."""
     from facegan.metrics.realism import frechet_ci
     from facegan.metrics.stats import Estimate, PairedDifference
 
-    out, target = descriptors["model"]
-    for name, (desc, _) in descriptors.items():
-        value, lo, hi = frechet_ci(desc, target)
-        estimates[name]["fd_dlib"] = Estimate(value, lo, hi, len(desc))
+    out = features["model"]
+    for name, feats in features.items():
+        value, lo, hi = frechet_ci(feats, target)
+        estimates[name][key] = Estimate(value, lo, hi, len(feats))
         if name != "model":
-            diff, lo, hi = frechet_ci(out, target, other=desc)
-            paired[name]["fd_dlib"] = PairedDifference(diff, lo, hi, float("nan"), len(desc))
+            diff, lo, hi = frechet_ci(out, target, other=feats)
+            paired[name][key] = PairedDifference(diff, lo, hi, float("nan"), len(feats))
+
+
+def _fid_features(net, images_u8: np.ndarray) -> np.ndarray:
+    """``(B, 2048)`` Inception pool3 features of uint8 ``(B, H, W, 3)`` images."""
+    from facegan.models.fid import fid_features
+
+    return fid_features(net, images_u8)

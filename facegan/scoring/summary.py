@@ -3,7 +3,8 @@
 Top level: the model's ``metrics`` (means) and ``ci95`` (half-widths of the 95% Student-t
 intervals), ``n_images``, ``task``, ``checkpoint``, ``step``, ``mirror_ensemble``, ``dataset``,
 ``split``, the task's settings (``mask`` + ``mask_seed``, or ``scale``), ``identity_net``,
-``judge``, ``per_image_csv`` and ``conventions``; ``reference_cache`` when the cache was on.
+``judge``, ``per_image_csv`` and ``conventions``; ``reference_cache`` when the cache was on;
+``fid_weights`` (the Inception weights file) when ``fid`` was computed.
 With references, each appears once under ``references`` (key -> ``name``, ``metrics``,
 ``ci95``), and ``paired`` holds, per reference key and metric, the paired difference model −
 reference (``diff``, ``lo``, ``hi``, ``p``, ``n``).
@@ -37,6 +38,8 @@ def summary_of(evaluation: Evaluation) -> dict:
         "per_image_csv": str(csv_path) if csv_path is not None else None,
         "conventions": METRIC_CONVENTIONS,
     }
+    if setup.fid_weights is not None:
+        summary["fid_weights"] = str(setup.fid_weights)
     cache = evaluation.cache
     if cache is not None:
         summary["reference_cache"] = {"folder": str(cache.folder), "batches_reused": cache.reused,

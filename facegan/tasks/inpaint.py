@@ -67,6 +67,8 @@ class InpaintModelConfig(ModelConfig):
     """Channels of the discriminator's first layer."""
     d_layers: int = Field(3, ge=1, le=5)
     """Stride-2 layers of the PatchGAN (3 gives 70x70 patches)."""
+    d_spectral_norm: bool = False
+    """Spectral normalisation on every conv of the PatchGAN instead of batch norm (Miyato et al. 2018)."""
 
 
 class InpaintLossConfig(LossConfig):
@@ -177,7 +179,7 @@ class InpaintTask(Task):
         from facegan.models.patchgan import PatchGAN
 
         m = self.recipe.model
-        return PatchGAN(3, m.d_width, m.d_layers)
+        return PatchGAN(3, m.d_width, m.d_layers, spectral_norm=m.d_spectral_norm)
 
     # ---- batches ----------------------------------------------------------------------------
 

@@ -62,7 +62,9 @@ class LossConfig(Section):
     """The ``loss`` keys every task shares (adversarial and identity terms live in the shared loop)."""
 
     adversarial: float = Field(0.1, ge=0)
-    """Weight of the non-saturating adversarial loss (BCE on discriminator logits); 0 turns it off: the discriminator is never run or stepped (a plain regression model, faster per step)."""
+    """Weight of the adversarial loss (loss.adversarial_loss); 0 turns it off: the discriminator is never run or stepped (a plain regression model, faster per step)."""
+    adversarial_loss: Literal["bce", "hinge", "relativistic"] = "bce"
+    """The adversarial loss: bce (non-saturating, on logits), hinge (SAGAN) or relativistic (the relativistic average GAN of ESRGAN: D says whether a real face looks more real than the average generated one)."""
     identity: float = Field(0.1, ge=0)
     """Weight of the identity loss 1 - cos(embed(output), embed(ground truth)); 0 turns it off."""
     identity_net: IdentityNetName = "mobilefacenet"

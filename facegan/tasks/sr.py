@@ -70,10 +70,10 @@ class SRDataConfig(DataConfig):
 
 
 class SRModelConfig(ModelConfig):
-    generator: Literal["srresnet", "span"] = "srresnet"
-    """Generator architecture (sr): srresnet (the SRGAN generator) or span (SPAN, Wan et al. 2024, a small generic SR network; model.width is its channels, 52 for the shipped weights)."""
+    generator: Literal["srresnet", "span", "span_cascade"] = "srresnet"
+    """Generator architecture (sr): srresnet (the SRGAN generator), span (SPAN, Wan et al. 2024, a small generic SR network; model.width is its channels, 52 for the shipped weights) or span_cascade (SPAN passes in a row trained as one: x8 is SPAN x4 then SPAN x2)."""
     pretrained: bool = False
-    """span only: start from the shipped generic SPAN weights (x2, x4; x8 takes the x4 weights for everything but its upsampler). Needs model.width=52."""
+    """span and span_cascade: start from the shipped generic SPAN weights (span: x2, x4, and x8 takes the x4 weights for everything but its upsampler; span_cascade: every pass its own scale's weights). Needs model.width=52."""
     scale: Literal[2, 4, 8] = 4
     """Upscaling factor: the low-resolution input is data.size / scale pixels wide. Stored in checkpoints; a checkpoint only upscales by its own scale."""
     num_blocks: int = Field(5, ge=1, le=64)
@@ -82,8 +82,12 @@ class SRModelConfig(ModelConfig):
     """Channels of the SRResNet's body (64 in SRGAN)."""
     icnr: bool = False
     """Start each PixelShuffle stage's conv as ICNR (Aitken et al. 2017): its four sub-pixel filters equal, i.e. a nearest-neighbour 2x resize then a conv, so training starts with no checkerboard (docs/models.md)."""
-    discriminator: Literal["vgg"] = "vgg"
-    """Discriminator architecture (sr: vgg, SRGAN's 8-conv VGG-style network with a 1x1-conv head, logits)."""
+    discriminator: Literal["vgg", "patchgan"] = "vgg"
+    """Discriminator architecture (sr): vgg (SRGAN's 8-conv VGG-style network with a 1x1-conv head, one logit per image) or patchgan (a logit per patch, model.d_layers; it judges local detail, the GAN fine-tunes use it)."""
+    d_layers: int = Field(3, ge=1, le=5)
+    """patchgan only: its stride-2 layers (3 gives 70x70 patches)."""
+    d_spectral_norm: bool = False
+    """patchgan only: spectral normalisation on every conv instead of batch norm (Miyato et al. 2018; a Lipschitz discriminator that stays informative when it wins)."""
     d_width: int = Field(64, ge=4, le=256)
     """Channels of the discriminator's first conv; they double every other layer (64 -> 512 in SRGAN)."""
     d_head: int = Field(1024, ge=4, le=4096)
@@ -91,8 +95,8 @@ class SRModelConfig(ModelConfig):
 
     @model_validator(mode="after")
     def _pretrained_span(self):
-        if self.pretrained and self.generator != "span":
-            raise ValueError("model.pretrained is for generator: span (shipped SPAN weights)")
+        if self.pretrained and self.generator not in ("span", "span_cascade"):
+            raise ValueError("model.pretrained is for generator: span or span_cascade (shipped SPAN weights)")
         if self.pretrained and self.width != SPAN_WIDTH:
             raise ValueError(f"the shipped SPAN weights have {SPAN_WIDTH} channels: set model.width={SPAN_WIDTH}")
         return self
@@ -100,7 +104,7 @@ class SRModelConfig(ModelConfig):
 
 class SRLossConfig(LossConfig):
     adversarial: float = Field(0.001, ge=0)
-    """Weight of the non-saturating adversarial loss (BCE on discriminator logits); 0.001 in SRGAN."""
+    """Weight of the adversarial loss (loss.adversarial_loss); 0.001 in SRGAN."""
     identity: float = Field(0.006, ge=0)
     """Weight of the identity loss 1 - cos(embed(output), embed(ground truth)); 0 turns it off (0.006: the source's best visual quality, 0.6: its best identity similarity)."""
     pixel: float = Field(1.0, ge=0)
@@ -189,14 +193,23 @@ class SRTask(Task):
 
             span = SPAN(self.scale, m.width)
             return load_pretrained_into(span) if m.pretrained else span
+        if m.generator == "span_cascade":
+            from facegan.models.span import SPANCascade, load_pretrained_cascade
+
+            cascade = SPANCascade(self.scale, m.width)
+            return load_pretrained_cascade(cascade) if m.pretrained else cascade
         from facegan.models.srresnet import SRResNet
 
         return SRResNet(self.scale, m.width, m.num_blocks, icnr=m.icnr)
 
     def build_discriminator(self) -> nn.Module:
+        m = self.recipe.model
+        if m.discriminator == "patchgan":
+            from facegan.models.patchgan import PatchGAN
+
+            return PatchGAN(3, m.d_width, m.d_layers, spectral_norm=m.d_spectral_norm)
         from facegan.models.srresnet import SRDiscriminator
 
-        m = self.recipe.model
         return SRDiscriminator(m.d_width, m.d_head)
 
     def prepare_training(self, device: torch.device) -> None:

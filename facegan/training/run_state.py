@@ -17,6 +17,9 @@ from facegan.tasks.schema import Recipe
 #: Model keys that change how the trained generator is run, not its weights: train.init_from
 #: accepts a source that differs in them, and a resumed run may change them.
 INFERENCE_ONLY_MODEL_KEYS = {"mirror_ensemble"}
+#: Model keys that shape only the discriminator: a GAN fine-tune (train.init_from a PSNR model)
+#: may give its own, and a source's discriminator is loaded only when they match.
+DISCRIMINATOR_MODEL_KEYS = {"discriminator", "d_width", "d_head", "d_layers", "d_spectral_norm"}
 #: Recipe keys that may change when a run is resumed (the rest must match the checkpoint).
 RESUMABLE_CHANGES = {"train.steps", "train.epochs", "train.log_every", "train.sample_every",
                      "train.checkpoint_every", "train.keep_checkpoints", "train.device", "data.placement", "name",
@@ -71,11 +74,17 @@ def differing_keys(a: dict, b: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+def generator_differences(a: dict, b: dict) -> list[str]:
+    """The ``model`` keys (flat) in which two model sections give different generators."""
+    return [k for k in differing_keys(a, b) if k not in INFERENCE_ONLY_MODEL_KEYS | DISCRIMINATOR_MODEL_KEYS]
+
+
 def load_init_weights(recipe: Recipe, task: str, generator: nn.Module, ema: EMA | None,
                       discriminator: nn.Module) -> list[dict]:
     """train.init_from: load the generator (EMA weights when present; they also seed the run's
-    EMA) and the discriminator (when the source has one) of another run, checkpoint or bundled
-    model, of the same task, model section and size; anything else is refused in one line.
+    EMA) and the discriminator (when the source has one of the same shape) of another run,
+    checkpoint or bundled model, of the same task, generator and size; anything else is refused
+    in one line.
 
     Returns the stages the loaded weights were trained in, oldest first: the source's own
     ``earlier_stages`` and then the source itself (``source``, ``recipe``, ``steps``). The run
@@ -89,7 +98,8 @@ def load_init_weights(recipe: Recipe, task: str, generator: nn.Module, ema: EMA 
     ckpt = Checkpoint.load(source, task=task)
     stored = validate_recipe(ckpt.stored_recipe, source=f"{where} (its stored recipe)")
     a, b = flat_keys(stored.model.model_dump(mode="json")), flat_keys(recipe.model.model_dump(mode="json"))
-    diff = [k for k in differing_keys(a, b) if k not in INFERENCE_ONLY_MODEL_KEYS]
+    diff = generator_differences(a, b)
+    same_discriminator = all(a.get(k) == b.get(k) for k in DISCRIMINATOR_MODEL_KEYS)
     if diff:
         raise FaceganError(f"{where}: its model differs from this recipe's in "
                            + ", ".join(f"model.{k} ({a.get(k)} there, {b.get(k)} here)" for k in diff))
@@ -100,7 +110,7 @@ def load_init_weights(recipe: Recipe, task: str, generator: nn.Module, ema: EMA 
         generator.load_state_dict(state)
         if ema is not None:
             ema.model.load_state_dict(state)
-        if (ckpt.state or {}).get("discriminator") is not None:
+        if same_discriminator and (ckpt.state or {}).get("discriminator") is not None:
             discriminator.load_state_dict(ckpt.state["discriminator"])
     except (RuntimeError, TypeError, AttributeError) as err:
         raise FaceganError(f"{where}: its weights do not fit this recipe's model ({str(err).splitlines()[0]})") from None

@@ -253,7 +253,7 @@ class Trainer:
                 with autocast:
                     logit_real = self.D_train(batch.target)
                     logit_fake = self.D_train(result.detach())
-                    loss_d = discriminator_loss(logit_real, logit_fake)
+                    loss_d = discriminator_loss(logit_real, logit_fake, w.adversarial_loss)
                 self.opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 self.opt_d.step()
@@ -275,7 +275,8 @@ class Trainer:
             with autocast:
                 if adv:
                     logit_g = self.D_frozen(result)  # not DDP-wrapped: no gradient sync for D in the G step
-                    loss_adv = generator_loss(logit_g)
+                    real_g = self.D_frozen(batch.target).detach() if w.adversarial_loss == "relativistic" else None
+                    loss_adv = generator_loss(logit_g, real_g, w.adversarial_loss)
                 terms = self.task.losses(raw, result, batch)
             weights = self.task.loss_weights()
             loss_g = sum((weights[k] * v for k, v in terms.items()), zero) + w.identity * loss_id
