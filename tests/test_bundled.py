@@ -106,7 +106,7 @@ def test_restore_falls_back_to_the_bundled_model(task, extra, model, tmp_path, m
     res = runner.invoke(app, ["restore", "photo.jpg", "--task", task, *extra, "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert f"using the bundled model {model}" in " ".join(res.output.split())
-    assert (tmp_path / "restored" / "photo_restored.png").is_file()
+    assert (tmp_path / "restored" / "photo_restored.jpg").is_file()
 
 
 def test_models_lists_them():

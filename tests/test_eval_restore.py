@@ -162,7 +162,7 @@ def test_restore_with_a_mask_file(tiny_run, sample_data, tmp_path):
     assert changed.any() and not changed[outside].any()
 
 
-def test_restore_bad_input_and_newest_run(tiny_run, sample_data, tmp_path, monkeypatch):
+def test_restore_bad_input_and_the_bundled_default(tiny_run, sample_data, tmp_path, monkeypatch):
     face = _face(sample_data, tmp_path)
     text = tmp_path / "notes.png"
     text.write_text("hello")
@@ -173,17 +173,17 @@ def test_restore_bad_input_and_newest_run(tiny_run, sample_data, tmp_path, monke
     res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", str(wide), "--checkpoint", str(tiny_run), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 2 and "aspect" in res.output
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
-    # Without --checkpoint: the newest inpainting run in ./runs, and it says so.
-    monkeypatch.chdir(tmp_path)
-    import facegan.checkpoints.bundled
-
-    monkeypatch.setattr(facegan.checkpoints.bundled, "MODELS_DIR", tmp_path / "no_models")  # no bundled fallback either
-    res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", "mouth", "--out", "o3"])
-    assert res.exit_code == 2 and "no 'inpaint' run found in runs" in res.output
-    monkeypatch.undo()
+    # Without --checkpoint: the bundled model, even beside a run in ./runs (often a smoke test);
+    # a run is used only when named.
     monkeypatch.chdir(tmp_path)
     shutil.copytree(tiny_run, tmp_path / "runs" / "mine")
     res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", "mouth", "--out", "o3", "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    assert "using the newest inpaint run: runs/mine" in res.output
+    assert "using the bundled model inpaint-128" in res.output and "runs/mine" not in res.output
     assert (tmp_path / "o3" / "face_restored.png").is_file()
+    import facegan.checkpoints.bundled
+
+    monkeypatch.setattr(facegan.checkpoints.bundled, "MODELS_DIR", tmp_path / "no_models")
+    res = runner.invoke(app, ["restore", str(face), "--aligned", "--mask", "mouth", "--out", "o4"])
+    assert res.exit_code == 2 and "no bundled 'inpaint' model; pass --checkpoint" in res.output
+    assert not (tmp_path / "o4").exists()

@@ -82,7 +82,7 @@ def test_restore_with_onnx_equals_pytorch_on_the_sample_photos(tiny_run, tmp_pat
     for backend, out in (("torch", "pt"), ("onnx", "ox")):
         checkpoint = str(tiny_run) if backend == "torch" else str(tmp_path / "m.onnx")
         res = runner.invoke(app, ["restore", str(photos), "--checkpoint", checkpoint, "--backend", backend,
-                                  "--out", str(tmp_path / out), "--device", "cpu", "--mask", "eyes"])
+                                  "--out", str(tmp_path / out), "--device", "cpu", "--mask", "eyes", "--ext", "png"])
         assert res.exit_code == 0, res.output
     for name in ("img11", "img18", "img20"):
         a = np.asarray(Image.open(tmp_path / "pt" / f"{name}_restored.png")).astype(int)

@@ -37,7 +37,7 @@ def test_a_one_pixel_photo_is_skipped_and_the_batch_goes_on(tiny_run, tmp_path):
     assert res.exit_code == 1, res.output  # partial: some skipped
     text = " ".join(res.output.split())
     assert "too small to hold a face (1×1)" in text and "Traceback" not in res.output
-    assert (tmp_path / "o" / "good_restored.png").is_file()
+    assert (tmp_path / "o" / "good_restored.jpg").is_file()
     assert not (tmp_path / "o" / "one_pixel_restored.png").exists()
 
 

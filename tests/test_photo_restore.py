@@ -173,7 +173,7 @@ def test_cli_single_photo_with_compare(tmp_path, tiny_run):
     shutil.copy(DEEPFACE / "img11.jpg", photo)
     out = tmp_path / "out"
     res = runner.invoke(app, ["restore", str(photo), "--mask", "glasses", "--checkpoint", str(tiny_run),
-                              "--out", str(out), "--device", "cpu", "--compare"])
+                              "--out", str(out), "--device", "cpu", "--compare", "--ext", "png"])  # lossless: exact pixels
     assert res.exit_code == 0, res.output
     assert "1 of 1 photo(s) restored, 1 face(s)" in res.output
     restored = out / "img11_restored.png"
@@ -195,7 +195,7 @@ def test_user_mask_is_warped_per_face_and_resized(tmp_path, restorer):
     hole = np.zeros((h // 2, w // 2), np.uint8)  # half size, same aspect ratio: resized
     hole[70:80, 40:75] = 255  # over the mouth (full size: rows 140-160, cols 80-150)
     Image.fromarray(hole).save(tmp_path / "m.png")
-    summary = restore_photos(photo, tmp_path / "o", restorer, RestoreOptions(mask=str(tmp_path / "m.png")))
+    summary = restore_photos(photo, tmp_path / "o", restorer, RestoreOptions(mask=str(tmp_path / "m.png"), ext="png"))
     changed = _changed(np.asarray(images.load_image(photo)), summary.written[0])
     box = np.zeros_like(changed)
     box[140:160, 80:150] = True
@@ -262,11 +262,11 @@ def test_folder_batch_keeps_going_and_lists_problems(tmp_path, tiny_run):
     assert "2 of 4 photo(s) restored, 2 face(s)" in text
     assert "no face found:" in text and "empty.png" in text
     assert "broken.jpg" in text and "is not an image" in text
-    assert sorted(p.name for p in out.iterdir()) == ["img11_compare.png", "img11_restored.png",
-                                                     "img18_compare.png", "img18_restored.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["img11_compare.png", "img11_restored.jpg",
+                                                     "img18_compare.png", "img18_restored.jpg"]  # JPEG in, JPEG out
     assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
     # Writing into the photos folder where an output name is taken by an input is refused.
-    shutil.copy(DEEPFACE / "img3.jpg", photos / "img11_restored.png")
+    shutil.copy(DEEPFACE / "img3.jpg", photos / "img11_restored.jpg")
     res = runner.invoke(app, ["restore", str(photos), "--checkpoint", str(tiny_run), "--out", str(photos), "--device", "cpu"])
     assert res.exit_code == 2 and "refusing to overwrite the input" in res.output
 
@@ -280,9 +280,9 @@ def test_folder_masks_matched_by_stem(tmp_path, restorer):
     hole = np.zeros((320, 240), np.uint8)
     hole[70:110, 80:170] = 255  # img11's eyes
     Image.fromarray(hole).save(masks / "img11.png")
-    summary = restore_photos(photos, tmp_path / "out", restorer, RestoreOptions(mask=str(masks)))
+    summary = restore_photos(photos, tmp_path / "out", restorer, RestoreOptions(mask=str(masks), ext="png"))
     assert summary.no_mask == [photos / "img3.jpg"]
-    assert [p.name for p in summary.written] == ["img11_restored.png"]
+    assert [p.name for p in summary.written] == ["img11_restored.png"]  # ext="png"
     assert _changed(photos / "img11.jpg", summary.written[0])[70:110, 80:170].mean() > 0.8
 
 
@@ -303,7 +303,7 @@ def test_fixture_photos_batch(fixtures_dir, restorer, tmp_path):
     photos.mkdir()
     for name in ("img3.jpg", "img11.jpg", "img18.jpg", "img24.jpg"):
         shutil.copy(src / name, photos / name)
-    summary = restore_photos(photos, tmp_path / "out", restorer, RestoreOptions(mask="eyes", batch_size=3))
+    summary = restore_photos(photos, tmp_path / "out", restorer, RestoreOptions(mask="eyes", batch_size=3, ext="png"))
     assert summary.faces == 4 and len(summary.written) == 4
     for out in summary.written:
         name = out.name.replace("_restored.png", ".jpg")
@@ -387,23 +387,40 @@ def test_the_protocol_batches_and_handles_no_faces():
 
 
 def test_sr_photo_is_upscaled_with_faces_replaced(tiny_sr, tmp_path):
-    restorer = TorchRestorer.find("sr", tiny_sr, device="cpu")
-    scale = int(restorer.scale)
+    """A face model whose input is larger than the face (here a reference 128 -> 256 "model") gets
+    the face; the rest of the photo is the background upsampler's (bicubic, asked for)."""
+    restorer = _BicubicUpscaler(negative=True)
     photo = images.load_image(DEEPFACE / "img11.jpg")
-    small = photo.resize((photo.width // 2, photo.height // 2), Image.Resampling.LANCZOS)
+    small = photo.resize((136, 182), Image.Resampling.LANCZOS)  # its face: about the 128 px the "model" takes
     path = tmp_path / "small.png"
     small.save(path)
-    summary = restore_photos(path, tmp_path / "o", restorer, RestoreOptions(task="sr", compare=True))
+    summary = restore_photos(path, tmp_path / "o", restorer, RestoreOptions(task="sr", compare=True, background="bicubic"))
     after = np.asarray(Image.open(summary.written[0]))
-    assert after.shape == (small.height * scale, small.width * scale, 3)
-    bicubic = np.asarray(small.resize((small.width * scale, small.height * scale), Image.Resampling.BICUBIC))
+    assert after.shape == (small.height * 2, small.width * 2, 3)
+    bicubic = np.asarray(small.resize((small.width * 2, small.height * 2), Image.Resampling.BICUBIC))
     changed = _changed(bicubic, after)
-    pupils = (PUPILS["img11.jpg"] + 0.5) / 2 * scale - 0.5
+    pupils = (PUPILS["img11.jpg"] + 0.5) * np.array([136 / 240, 182 / 320]) * 2 - 0.5
     assert not changed[~_near_eyes(after.shape, [pupils], reach=3.5)].any()
     assert changed[_near_eyes(after.shape, [pupils], reach=0.5)].mean() > 0.5
-    res = runner.invoke(app, ["restore", str(path), "--task", "sr", "--scale", str(scale * 2),
-                              "--checkpoint", str(tiny_sr), "--out", str(tmp_path / "x"), "--device", "cpu"])
-    assert res.exit_code == 2 and f"cannot upscale ×{scale * 2}" in res.output
+    [(_, choice)] = summary.choices
+    assert choice.restorer is restorer and 0.85 * 128 <= choice.face_px <= 128
+
+
+def test_sr_face_larger_than_every_model_keeps_the_background(tiny_sr, tmp_path):
+    """tiny_sr takes 16 px faces: a face several times larger is never shrunk onto it."""
+    restorer = TorchRestorer.find("sr", tiny_sr, device="cpu")
+    photo = images.load_image(DEEPFACE / "img11.jpg")
+    path = tmp_path / "photo.png"
+    photo.save(path)
+    summary = restore_photos(path, tmp_path / "o", restorer, RestoreOptions(task="sr", scale=2, background="bicubic"))
+    after = np.asarray(Image.open(summary.written[0]))
+    bicubic = np.asarray(photo.resize((photo.width * 2, photo.height * 2), Image.Resampling.BICUBIC))
+    assert np.array_equal(after, bicubic) and summary.faces == 0
+    [(_, choice)] = summary.choices
+    assert choice.restorer is None and choice.face_px > 16
+    res = runner.invoke(app, ["restore", str(path), "--task", "sr", "--scale", "2", "--checkpoint", str(tiny_sr),
+                              "--out", str(tmp_path / "x"), "--device", "cpu"])
+    assert res.exit_code == 0 and "px face: upscaled with the background" in " ".join(res.output.split())
 
 
 class _BicubicUpscaler(Restorer):
@@ -414,28 +431,32 @@ class _BicubicUpscaler(Restorer):
     a face pasted back one pixel off would show errors of tens of grey levels.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, negative: bool = False, size: int = 256) -> None:
         from facegan.checkpoints.checkpoint import Checkpoint
         from facegan.tasks.recipes import load_recipe
 
-        recipe = load_recipe(REPO / "recipes" / "quickstart_sr.yaml", ["data.size=256", "model.scale=2"])
-        super().__init__(Checkpoint(path="bicubic", task_name="sr", size=256, scale=2, template=None, step=None,
+        recipe = load_recipe(REPO / "recipes" / "quickstart_sr.yaml", [f"data.size={size}", "model.scale=2"])
+        super().__init__(Checkpoint(path="bicubic", task_name="sr", size=size, scale=2, template=None, step=None,
                                     stored_recipe=recipe.model_dump(mode="json"), weights=None))
+        self.negative = negative
 
     def restore_batch(self, faces: np.ndarray, holes=None) -> tuple[np.ndarray, np.ndarray]:
-        up = np.stack([np.asarray(Image.fromarray(f).resize((256, 256), Image.Resampling.BICUBIC)) for f in faces])
+        up = np.stack([np.asarray(Image.fromarray(f).resize((self.size,) * 2, Image.Resampling.BICUBIC)) for f in faces])
+        if self.negative:  # a visibly different face (its negative): every replaced pixel changes
+            up = (255 - up).astype(np.uint8)
         return up, up
 
 
 def test_sr_paste_back_geometry(tmp_path):
-    photo = images.load_image(DEEPFACE / "img18.jpg").resize((80, 80), Image.Resampling.LANCZOS)
+    photo = images.load_image(DEEPFACE / "img18.jpg").resize((85, 85), Image.Resampling.LANCZOS)
     path = tmp_path / "small.png"
     photo.save(path)
-    summary = restore_photos(path, tmp_path / "o", _BicubicUpscaler(), RestoreOptions(task="sr"))
+    # its face is about 64 px wide: a 64 -> 128 px reference "model" takes it
+    summary = restore_photos(path, tmp_path / "o", _BicubicUpscaler(size=128), RestoreOptions(task="sr", background="bicubic"))
     after = np.asarray(Image.open(summary.written[0])).astype(float)
-    bicubic = np.asarray(photo.resize((160, 160), Image.Resampling.BICUBIC)).astype(float)
+    bicubic = np.asarray(photo.resize((170, 170), Image.Resampling.BICUBIC)).astype(float)
     diff = np.abs(after - bicubic)
-    assert after.shape == (160, 160, 3)
+    assert after.shape == (170, 170, 3)
     assert 0.1 < (diff > 0).any(-1).mean() < 0.9  # the face was replaced, the rest was not
     assert diff.mean() < 0.5 and diff.max() <= 12
 

@@ -227,10 +227,14 @@ def test_a_checkpoint_of_one_scale_refuses_another(sr_runs, sample_data, tmp_pat
     assert res.exit_code == 2 and "is a ×4 checkpoint; it cannot upscale ×8" in res.output and "Traceback" not in res.output
     lr = tmp_path / "small.png"
     Image.new("RGB", (8, 8), "gray").save(lr)
-    res = runner.invoke(app, ["restore", str(lr), "--aligned", "--task", "sr", "--scale", "8", "-c", str(run),
-                              "--out", str(tmp_path / "o"), "--device", "cpu"])
-    assert res.exit_code == 2 and "is a ×4 checkpoint; it cannot upscale ×8" in " ".join(res.output.split())
-    assert not (tmp_path / "o").exists()
+    # restore's --scale is the photo's: a x4 face model (16 px in, 64 px out) serves a 16 px face at
+    # x4; at x8 its output would have to be enlarged, so the face is upscaled with the background
+    Image.new("RGB", (16, 16), "gray").save(lr)
+    for scale, said in ((4, "16 px face: x4 (16 -> 64 px)"), (8, "16 px face: upscaled with the background")):
+        res = runner.invoke(app, ["restore", str(lr), "--aligned", "--task", "sr", "--scale", str(scale), "-c", str(run),
+                                  "--out", str(tmp_path / f"o{scale}"), "--device", "cpu"])
+        assert res.exit_code == 0 and said in " ".join(res.output.split()), res.output
+        assert np.asarray(Image.open(tmp_path / f"o{scale}" / "small_restored.png")).shape == (16 * scale, 16 * scale, 3)
     with pytest.raises(FaceganError, match=r"is a ×4 checkpoint; it cannot be resumed as ×8"):
         train(sr_recipe(sample_data, "model.scale=8", "train.steps=20"), run, resume=True)
     # weights of one scale loaded into a model of another (e.g. an edited stored recipe)
@@ -294,14 +298,20 @@ def test_restore_other_sizes_give_scale_times_the_input(sr_runs, sample_data, tm
     assert np.asarray(Image.open(tmp_path / "o" / "face40_restored.png")).shape == (160, 160, 3)
 
 
-def test_restore_finds_the_newest_run_of_the_scale(sr_runs, sample_data, tmp_path, monkeypatch):
-    lr_path, _ = _lr_face(sample_data, tmp_path, 32)
+@pytest.mark.parametrize("side, scale, model", [(32, 2, "sr4-128"), (16, 4, "sr8-128"), (64, 2, "sr2-128"),
+                                                (30, 4, None), (24, 4, None), (48, 4, None)])
+def test_restore_gives_each_face_the_bundled_model_that_fits_it(sr_runs, sample_data, tmp_path, monkeypatch,
+                                                               side, scale, model):
+    """No face is shrunk before its model, nor enlarged after it; a run in ./runs is not used."""
+    lr_path, _ = _lr_face(sample_data, tmp_path, side)
     monkeypatch.chdir(tmp_path)
-    res = _restore_sr(lr_path, "--scale", 2)  # no run of the scale: the bundled x2 model
-    assert res.exit_code == 0 and "using the bundled model sr2-128" in " ".join(res.output.split())
     shutil.copytree(sr_runs[2], tmp_path / "runs" / "two")
-    shutil.copytree(sr_runs[4], tmp_path / "runs" / "four")  # newer, but x4
-    res = _restore_sr(lr_path, "--scale", 2, "--out", "o")
+    res = _restore_sr(lr_path, "--scale", scale, "--out", "o")
+    said = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
-    assert "using the newest sr run: runs/two" in " ".join(res.output.split())
-    assert np.asarray(Image.open(tmp_path / "o" / "face32_restored.png")).shape == (64, 64, 3)
+    assert "runs/two" not in said
+    if model is None:
+        assert f"{side} px face: upscaled with the background" in said
+    else:
+        assert f"{side} px face: {model}" in said
+    assert np.asarray(Image.open(tmp_path / "o" / f"face{side}_restored.png")).shape == (side * scale, side * scale, 3)

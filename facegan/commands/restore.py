@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from facegan.commands.common import MIRROR_HELP
+from facegan.commands.common import FIDELITY_HELP, MIRROR_HELP
 from facegan.commands.common import console as _console
 from facegan.commands.common import reflowed, user_errors
 
@@ -40,13 +40,19 @@ def restore(
     ),
     face: str = typer.Option("all", "--face", help="Which faces: all, largest, or N (the N largest)."),
     aligned: bool = typer.Option(False, "--aligned", help="The input is an aligned face crop: skip detection."),
-    scale: Optional[int] = typer.Option(None, "--scale", help="sr: the upscaling factor (picks the newest run of that scale; refuses a checkpoint of another) \\[default: the checkpoint's]."),
-    compare: bool = typer.Option(False, "--compare", help="Also write <stem>_compare.png: input | occluded | restored, whole photo and per face."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run folder, bundled model name (facegan models), or with --backend onnx an exported .onnx file \\[default: the newest run of --task in runs/, else the bundled model of --task]."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="sr: the output photo is SCALE times the input (2, 4 or 8). A face near a face model's own input size gets that model (sr8-128: faces of 14-16 px, sr4-128: 28-32 px, sr2-128: 55-64 px), never shrunk first and its output never enlarged after; other faces are upscaled with the background \\[default: 4, or --checkpoint's scale]."),
+    background: str = typer.Option("span", "--background", help="sr: what upscales the photo around the faces: span (the learned generic upsampler that ships with facegan) or bicubic (faster, softer)."),
+    compare: bool = typer.Option(False, "--compare", help="Also write <stem>_compare.png: input | occluded | restored, whole photo and per face (faces shown at 256 px or more)."),
+    ext: Optional[str] = typer.Option(None, "--ext", help="Format of the restored photos: png, jpg (quality 95, 4:4:4) or webp \\[default: the input's own: JPEG in, JPEG out].", show_default=False),
+    save_faces: bool = typer.Option(False, "--save-faces", help="Also write every face: OUT/cropped_faces/ (the aligned input), OUT/restored_faces/ (the model's output) and, for inpainting, OUT/masks/ (white = hole), as <stem>_NN.png."),
+    only_center_face: bool = typer.Option(False, "--only-center-face", help="Restore only the face nearest the photo's centre."),
+    seam: str = typer.Option("poisson", "--seam", help="inpaint: how the fill meets the photo: poisson (gradient domain: colour and tone follow the skin around it, the photo's grain added, enlarged by the learned upsampler on large faces) or feather (a plain feathered blend of the 128 px fill)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Checkpoint file, run folder, bundled model name (facegan models), or with --backend onnx an exported .onnx file \\[default: the bundled models of --task; a run is used only when named]."),
     backend: Optional[Backend] = typer.Option(None, "--backend", help="torch, or onnx: run the generator of an exported --checkpoint MODEL.onnx with onnxruntime (the same detection, alignment and paste-back) \\[default: onnx for a .onnx checkpoint, else torch].", show_default=False),
     out: Path = typer.Option(Path("restored"), "--out", "-o", help="Output folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     mirror: Optional[bool] = typer.Option(None, "--mirror/--no-mirror", help=MIRROR_HELP, show_default=False),
+    fidelity: Optional[float] = typer.Option(None, "--fidelity", help=FIDELITY_HELP, show_default=False),
     batch_size: int = typer.Option(8, "--batch-size", help="Faces per generator call."),
     max_megapixels: float = typer.Option(64.0, "--max-megapixels", help="Refuse, before any work, a photo whose restored version would be larger (super-resolution multiplies the pixels by scale²)."),
 ) -> None:
@@ -56,11 +62,17 @@ def restore(
     with the mask, restored by the checkpoint's generator (EMA weights) and
     pasted back with a feathered seam. --task inpaint changes only the hole:
     the output has the input's size and pixels away from the hole keep their
-    exact values. --task sr outputs the photo upscaled by the model's scale
-    (bicubic) with each face replaced by the restored one.
+    exact values. --task sr outputs the photo upscaled --scale times by a
+    learned upsampler (SPAN; --background bicubic for plain bicubic), each
+    face restored by the face model that fits its size (never shrunk first);
+    the choice for every face is printed.
 
-    Writes OUT/<stem>_restored.png (and <stem>_compare.png with --compare);
-    never overwrites an input. A photo with transparency (RGBA PNG) keeps it:
+    Writes OUT/<stem>_restored.<ext> in the input's format (--ext to choose;
+    <stem>_compare.png with --compare, the faces with --save-faces); never
+    overwrites an input. An inpainted fill is brought to the face's size in
+    the photo by the learned upsampler and meets the photo in the gradient
+    domain with the photo's grain (--seam feather: a plain blend); a grey
+    photo stays grey. A photo with transparency (RGBA PNG) keeps it:
     faces are found and restored on the photo over white, and the output gets
     the input's alpha channel back. In a folder, photos that cannot be
     restored (unreadable, too small, no face, no mask) are listed and skipped
@@ -70,26 +82,30 @@ def restore(
       facegan restore photo.jpg --mask eyes
       facegan restore photo.jpg --mask photo_mask.png   (white = hole)
       facegan restore photos/ --mask masks/ --out restored/
-      facegan restore tiny_face.jpg --task sr --scale 8
+      facegan restore small_photo.jpg --task sr --scale 4
       facegan restore face.png --aligned --mask mouth   (no detection)
     """
     from facegan.core.errors import FaceganError, not_found
-    from facegan.restoring.backends import open_restorer
+    from facegan.restoring.backends import open_face_models
     from facegan.restoring.photo import restore_photos
     from facegan.restoring.planning import RestoreOptions, check_options, parse_face_option
     from facegan.tasks.base import TaskOptions
     from facegan.tasks.registry import check_options as check_task_options
 
     options = RestoreOptions(task=task.value, mask=mask or "eyes", faces=parse_face_option(face), aligned=aligned,
-                             compare=compare, batch_size=batch_size, max_megapixels=max_megapixels)
+                             compare=compare, batch_size=batch_size, max_megapixels=max_megapixels, scale=scale,
+                             background=background, ext=ext, save_faces=save_faces, only_center_face=only_center_face,
+                             seam=seam)
     check_options(options)
-    asked = TaskOptions(mask=mask, scale=scale)
-    check_task_options(options.task, asked)
+    check_task_options(options.task, TaskOptions(mask=mask, scale=scale))
     if not source.exists():
         raise FaceganError(f"{source} {not_found(source)}")
     console = _console()
-    restorer = open_restorer(options.task, checkpoint, backend.value if backend else None, asked, device, mirror,
-                             console=console)
+    models = open_face_models(options.task, checkpoint, backend.value if backend else None, TaskOptions(mask=mask),
+                              device, mirror, console=console, fidelity=fidelity)
+    if options.task == "sr" and scale is None:
+        options.scale = models.first.scale if checkpoint is not None else 4
+    restorer = models
     if source.is_dir():
         summary = _restore_folder(source, out, restorer, options, console)
     else:
@@ -136,6 +152,8 @@ def _restore_folder(source: Path, out: Path, restorer, options, console):
 
 
 def _report(summary, console) -> None:
+    for path, choice in summary.choices:
+        console.print(f"  {path.name}: {choice.describe()}")
     for path in summary.written:
         console.print(f"wrote {path}")
     console.print(f"{len(summary.written)} of {summary.photos} photo(s) restored, {summary.faces} face(s)")

@@ -15,11 +15,23 @@ from facegan.metrics.info import MetricInfo
 #: Grey level that marks a hole in pictures (occluded panels, comparison images).
 HOLE_GREY = 128
 
-def save_image(image: Image.Image, path: Path) -> None:
+def save_image(image: Image.Image, path: Path, quality: int = 95) -> None:
+    """``image`` written atomically in the format of ``path``'s suffix: PNG, JPEG (``quality``,
+    4:4:4 chroma; an alpha channel is flattened onto white) or WebP (``quality``)."""
     import io
 
+    suffix = Path(path).suffix.lower()
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    if suffix in (".jpg", ".jpeg"):
+        if image.mode in ("RGBA", "LA"):
+            flat = Image.new("RGB", image.size, "white")
+            flat.paste(image, mask=image.getchannel("A"))
+            image = flat
+        image.convert("RGB").save(buf, format="JPEG", quality=quality, subsampling=0)
+    elif suffix == ".webp":
+        image.save(buf, format="WEBP", quality=quality)
+    else:
+        image.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -124,29 +124,63 @@ def border_alpha(size: int, feather: float) -> np.ndarray:
     return np.clip(np.minimum(edge[:, None], edge[None, :]) / feather, 0.0, 1.0)
 
 
+#: Reductions up to this factor are warped as they are (a bicubic warp barely aliases there).
+ANTIALIAS_FROM = 1.25
+
+
+def antialias(face: np.ndarray, reduction: float) -> np.ndarray:
+    """``face`` (S, S, 3) low-passed for a reduction by ``reduction`` (aligned pixels per
+    canvas pixel): a Gaussian of sigma ``0.5 * sqrt(r^2 - 1)`` aligned pixels, which blurs a
+    canvas pixel's worth of detail into one sample; unchanged below :data:`ANTIALIAS_FROM`."""
+    if reduction <= ANTIALIAS_FROM:
+        return face
+    sigma = 0.5 * math.sqrt(reduction * reduction - 1.0)
+    return ndimage.gaussian_filter(np.asarray(face, dtype=np.float64), sigma=(sigma, sigma, 0), mode="nearest")
+
+
 def paste_face(canvas: np.ndarray, face: np.ndarray, alpha: np.ndarray, m: np.ndarray) -> np.ndarray:
     """Blend an aligned ``face`` (S, S, 3) uint8 into ``canvas`` (H, W, 3) uint8, in place.
 
     ``alpha`` (S, S) weights the face in the aligned frame; ``m`` maps canvas -> aligned. The
     face is warped back bicubically, the alpha bilinearly; canvas pixels whose warped alpha is
-    0 are left untouched. Returns the (H, W) float64 alpha as it landed on the canvas.
+    0 are left untouched. A face reduced on its way back (more than :data:`ANTIALIAS_FROM`
+    aligned pixels per canvas pixel) is low-passed first (:func:`antialias`), so the result
+    carries no aliasing. Returns the (H, W) float64 alpha as it landed on the canvas.
     """
-    size = face.shape[0]
     landed = np.zeros(canvas.shape[:2], dtype=np.float64)
-    window = canvas_window(m, size, canvas.shape[:2])
+    warped = warp_face(canvas.shape[:2], face, alpha, m)
+    if warped is None:
+        return landed
+    window, f, a = warped
+    blend_into(canvas, window, f, a)
+    landed[window] = a
+    return landed
+
+
+def warp_face(shape: tuple[int, int], face: np.ndarray, alpha: np.ndarray,
+              m: np.ndarray) -> tuple[Window, np.ndarray, np.ndarray] | None:
+    """An aligned ``face`` and its blend weights ``alpha`` on the window of a canvas of ``shape``
+    they cover: (window, face float64 (h, w, 3) in 0..255, alpha (h, w) in 0..1); None when they
+    touch no canvas pixel. Reduced faces are anti-aliased (:func:`antialias`)."""
+    size = face.shape[0]
+    face = antialias(face, affine_scale(m))
+    window = canvas_window(m, size, shape)
     if window is None:
-        return landed
+        return None
     a = np.clip(warp_to_canvas(alpha, m, window, order=1), 0.0, 1.0)
-    touched = a > 0
-    if not touched.any():
-        return landed
+    if not (a > 0).any():
+        return None
     f = np.clip(warp_to_canvas(face, m, window, order=3, mode="edge"), 0.0, 255.0)
+    return window, f, a
+
+
+def blend_into(canvas: np.ndarray, window: Window, f: np.ndarray, a: np.ndarray) -> None:
+    """``canvas[window] = canvas * (1 - a) + f * a`` where ``a > 0`` (uint8, in place)."""
+    touched = a > 0
     region = canvas[window]
     w = a[touched][:, None]
     mixed = region[touched].astype(np.float64) * (1.0 - w) + f[touched] * w
     region[touched] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-    landed[window] = a
-    return landed
 
 
 def hole_on_canvas(hole: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -36,6 +36,21 @@ class RestoreOptions:
     """Seed of the random mask kinds (box, freeform)."""
     max_megapixels: float = 64.0
     """A photo whose restored version would be larger (super-resolution) is refused before any work."""
+    scale: int | None = None
+    """Super-resolution: the output photo is ``scale`` times the input (None: the model's scale)."""
+    background: str = "span"
+    """Super-resolution: what upscales everything but the faces (:mod:`facegan.restoring.background`)."""
+    ext: str | None = None
+    """Format of the restored photos: png, jpg or webp (None: the input's own; JPEG at quality
+    :data:`JPEG_QUALITY`)."""
+    save_faces: bool = False
+    """Also write each face: ``cropped_faces/`` (the aligned model input), ``restored_faces/``
+    (the model's output) and, for inpainting, ``masks/`` (white = hole), GFPGAN's layout."""
+    only_center_face: bool = False
+    """Restore only the face nearest the photo's centre."""
+    seam: str = "poisson"
+    """Inpainting: how a fill meets the photo: poisson (gradient domain, the photo's grain,
+    :mod:`facegan.restoring.fill_blend`) or feather (a plain feathered alpha)."""
 
 
 @dataclass
@@ -66,6 +81,14 @@ def check_options(options: RestoreOptions) -> None:
         raise FaceganError(f"--batch-size must be at least 1, got {options.batch_size}")
     if not options.max_megapixels > 0:
         raise FaceganError(f"--max-megapixels must be above 0, got {options.max_megapixels:g}")
+    from facegan.restoring.background import BACKGROUNDS
+
+    if options.ext is not None and options.ext not in EXTENSIONS:
+        raise FaceganError(f"--ext must be one of {', '.join(EXTENSIONS)}, got {options.ext!r}")
+    if options.seam not in ("poisson", "feather"):
+        raise FaceganError(f"--seam must be poisson or feather, got {options.seam!r}")
+    if options.background not in BACKGROUNDS:
+        raise FaceganError(f"--background must be one of {', '.join(BACKGROUNDS)}, got {options.background!r}")
 
 
 def list_photos(source: Path) -> list[Path]:
@@ -81,9 +104,24 @@ def list_photos(source: Path) -> list[Path]:
     return photos
 
 
-def output_paths(photo: Path, out_dir: Path) -> tuple[Path, Path]:
-    """(``<out>/<stem>_restored.png``, ``<out>/<stem>_compare.png``) for ``photo``."""
-    return out_dir / f"{photo.stem}_restored.png", out_dir / f"{photo.stem}_compare.png"
+#: Output formats (``--ext``) and the suffix each writes.
+EXTENSIONS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
+#: Quality of JPEG and WebP outputs (4:4:4 chroma for JPEG: a restored face keeps its colour detail).
+JPEG_QUALITY = 95
+
+
+def output_ext(photo: Path, ext: str | None) -> str:
+    """``ext``, else the input's own format (``.jpeg`` is jpg; anything but JPEG and WebP is png)."""
+    if ext is not None:
+        return ext
+    suffix = photo.suffix.lower()
+    return "jpg" if suffix in (".jpg", ".jpeg") else "webp" if suffix == ".webp" else "png"
+
+
+def output_paths(photo: Path, out_dir: Path, ext: str | None = None) -> tuple[Path, Path]:
+    """(``<out>/<stem>_restored.<ext>``, ``<out>/<stem>_compare.png``) for ``photo``."""
+    suffix = EXTENSIONS[output_ext(photo, ext)]
+    return out_dir / f"{photo.stem}_restored{suffix}", out_dir / f"{photo.stem}_compare.png"
 
 
 def _masks_by_stem(folder: Path) -> dict[str, Path]:
@@ -128,9 +166,10 @@ def plan_inputs(source: Path, options: RestoreOptions, out_dir: Path, takes_hole
     stems: dict[str, Path] = {}
     for item in items:
         if item.path.stem in stems:
-            raise FaceganError(f"{stems[item.path.stem].name} and {item.path.name} would both write {item.path.stem}_restored.png")
+            raise FaceganError(f"{stems[item.path.stem].name} and {item.path.name} would both write "
+                               f"{item.path.stem}_restored.*")
         stems[item.path.stem] = item.path
-        for out in output_paths(item.path, Path(out_dir))[: 2 if options.compare else 1]:
+        for out in output_paths(item.path, Path(out_dir), options.ext)[: 2 if options.compare else 1]:
             if out.resolve() in inputs:
                 raise FaceganError(f"refusing to overwrite the input {out}; choose another --out")
     return items, no_mask

@@ -27,12 +27,12 @@ class TorchRestorer(Restorer):
         self.gen = ckpt.build_generator(self.device, mirror)
 
     @classmethod
-    def find(cls, task: str, checkpoint: str | Path | None = None, runs_dir: str | Path = "runs",
-             device: str = "auto", console=None, mirror: bool | None = None, **options) -> TorchRestorer:
-        """The checkpoint (or the newest run of ``task`` serving ``options``, else the bundled
-        model: :meth:`Checkpoint.find`) as a restorer; ``mirror`` True/False overrides the
-        recipe's ``model.mirror_ensemble``."""
-        return cls(Checkpoint.find(checkpoint, task, Path(runs_dir), TaskOptions(**options), console), device, mirror)
+    def find(cls, task: str, checkpoint: str | Path | None = None, device: str = "auto", console=None,
+             mirror: bool | None = None, **options) -> TorchRestorer:
+        """The checkpoint (else the bundled model of ``task`` serving ``options``:
+        :meth:`Checkpoint.find`) as a restorer; ``mirror`` True/False overrides the recipe's
+        ``model.mirror_ensemble``."""
+        return cls(Checkpoint.find(checkpoint, task, TaskOptions(**options), console), device, mirror)
 
     def restore_batch(self, faces: np.ndarray, holes: np.ndarray | torch.Tensor | None) -> tuple[np.ndarray, np.ndarray]:
         return self.task.infer(self.gen, faces, holes)
