@@ -391,7 +391,7 @@ def test_sr_photo_is_upscaled_with_faces_replaced(tiny_sr, tmp_path):
     the face; the rest of the photo is the background upsampler's (bicubic, asked for)."""
     restorer = _BicubicUpscaler(negative=True)
     photo = images.load_image(DEEPFACE / "img11.jpg")
-    small = photo.resize((136, 182), Image.Resampling.LANCZOS)  # its face: about the 128 px the "model" takes
+    small = photo.resize((133, 178), Image.Resampling.LANCZOS)  # its face: about the 128 px the "model" takes
     path = tmp_path / "small.png"
     small.save(path)
     summary = restore_photos(path, tmp_path / "o", restorer, RestoreOptions(task="sr", compare=True, background="bicubic"))
@@ -399,7 +399,7 @@ def test_sr_photo_is_upscaled_with_faces_replaced(tiny_sr, tmp_path):
     assert after.shape == (small.height * 2, small.width * 2, 3)
     bicubic = np.asarray(small.resize((small.width * 2, small.height * 2), Image.Resampling.BICUBIC))
     changed = _changed(bicubic, after)
-    pupils = (PUPILS["img11.jpg"] + 0.5) * np.array([136 / 240, 182 / 320]) * 2 - 0.5
+    pupils = (PUPILS["img11.jpg"] + 0.5) * np.array([133 / 240, 178 / 320]) * 2 - 0.5
     assert not changed[~_near_eyes(after.shape, [pupils], reach=3.5)].any()
     assert changed[_near_eyes(after.shape, [pupils], reach=0.5)].mean() > 0.5
     [(_, choice)] = summary.choices
@@ -448,17 +448,21 @@ class _BicubicUpscaler(Restorer):
 
 
 def test_sr_paste_back_geometry(tmp_path):
-    photo = images.load_image(DEEPFACE / "img18.jpg").resize((85, 85), Image.Resampling.LANCZOS)
+    photo = images.load_image(DEEPFACE / "img18.jpg").resize((84, 84), Image.Resampling.LANCZOS)
     path = tmp_path / "small.png"
     photo.save(path)
     # its face is about 64 px wide: a 64 -> 128 px reference "model" takes it
     summary = restore_photos(path, tmp_path / "o", _BicubicUpscaler(size=128), RestoreOptions(task="sr", background="bicubic"))
     after = np.asarray(Image.open(summary.written[0])).astype(float)
-    bicubic = np.asarray(photo.resize((170, 170), Image.Resampling.BICUBIC)).astype(float)
+    bicubic = np.asarray(photo.resize((168, 168), Image.Resampling.BICUBIC)).astype(float)
     diff = np.abs(after - bicubic)
-    assert after.shape == (170, 170, 3)
+    assert after.shape == (168, 168, 3)
     assert 0.1 < (diff > 0).any(-1).mean() < 0.9  # the face was replaced, the rest was not
-    assert diff.mean() < 0.5 and diff.max() <= 12
+    # resampled three times at about its own size (align, 2x, back), the face differs from the one
+    # bicubic step of the canvas by a grey level or so (over the replaced pixels: median 1, 90th
+    # percentile 7 when measured); a paste one pixel off differs by 10 on average, 28 at the 90th
+    changed = diff[(diff > 0).any(-1)]
+    assert changed.mean() < 3 and np.percentile(changed, 90) <= 10
 
 
 # ---- one detection policy ---------------------------------------------------------------------

@@ -82,14 +82,14 @@ def _write(tmp_path, text):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("task: inpaint\nloss:\n  identty: 0.1\ntrain: {steps: 5}\n", "loss.identty: unknown key (expected one of: adversarial, identity, identity_net, identity_weights, identity_blur, reconstruction)"),
+        ("task: inpaint\nloss:\n  identty: 0.1\ntrain: {steps: 5}\n", "loss.identty: unknown key (expected one of: adversarial, adversarial_loss, identity, identity_net, identity_weights, identity_blur, reconstruction)"),
         ("task: inpaint\ntrain: {batch: many, steps: 5}\n", "train.batch: Input should be a valid integer"),
         ("task: inpaint\ntrain: {steps: 5, epochs: 2}\n", "exactly one of train.steps or train.epochs"),
         ("task: paint\ntrain: {steps: 5}\n", "task: unknown task (expected one of: inpaint, sr) (got 'paint')"),
         ("train: {steps: 5}\n", "task: required key is missing"),
-        ("task: sr\nloss:\n  identty: 0.1\ntrain: {steps: 5}\n", "loss.identty: unknown key (expected one of: adversarial, identity, identity_net, identity_weights, identity_blur, pixel"),
+        ("task: sr\nloss:\n  identty: 0.1\ntrain: {steps: 5}\n", "loss.identty: unknown key (expected one of: adversarial, adversarial_loss, identity, identity_net, identity_weights, identity_blur, pixel"),
         ("task: sr\nloss: {reconstruction: 0.8}\ntrain: {steps: 5}\n", "loss.reconstruction: unknown key"),
-        ("task: inpaint\nloss: {content: 0.006}\ntrain: {steps: 5}\n", "loss.content: unknown key (expected one of: adversarial, identity, identity_net, identity_weights, identity_blur, reconstruction)"),
+        ("task: inpaint\nloss: {content: 0.006}\ntrain: {steps: 5}\n", "loss.content: unknown key (expected one of: adversarial, adversarial_loss, identity, identity_net, identity_weights, identity_blur, reconstruction)"),
         ("task: sr\nmodel: {scale: 3}\ntrain: {steps: 5}\n", "model.scale: Input should be 2, 4 or 8 (got 3)"),
         ("task: sr\ndata: {masks: [eyes]}\ntrain: {steps: 5}\n", "data.masks: unknown key"),
         ("task: sr\nloss: {pixel_type: l2}\ntrain: {steps: 5}\n", "loss.pixel_type: Input should be 'mse' or 'l1'"),

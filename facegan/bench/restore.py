@@ -81,7 +81,8 @@ def _bench_models(models: list[str], photos: list[Path], repeats: int, mask: str
 
 
 def _time_photos(restorer, options, items, repeats: int) -> tuple[list[dict[str, float]], int]:
-    """Per photo with a face: each stage's median milliseconds per face over ``repeats``."""
+    """Per photo with a face: each stage's median milliseconds per restored face (per photo when
+    the model restored none) over ``repeats``."""
     from facegan.core.errors import NoFaceError
     from facegan.restoring.photo import PhotoRestorer
 
@@ -101,7 +102,9 @@ def _time_photos(restorer, options, items, repeats: int) -> tuple[list[dict[str,
             engine.finish(job)
             t3 = time.perf_counter()
             if attempt:
-                n = len(job.faces)
+                # per restored face; per photo when the model took none (an SR photo whose faces are
+                # not at a face model's size is upscaled by the background alone)
+                n = max(len(job.faces), 1)
                 for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2)):
                     runs[stage].append(seconds * 1e3 / n)
         if runs["model"]:
