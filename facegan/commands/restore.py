@@ -40,7 +40,7 @@ def restore(
     ),
     face: str = typer.Option("all", "--face", help="Which faces: all, largest, or N (the N largest)."),
     aligned: bool = typer.Option(False, "--aligned", help="The input is an aligned face crop: skip detection."),
-    scale: Optional[int] = typer.Option(None, "--scale", help="sr: the output photo is SCALE times the input (2, 4 or 8). A face near a face model's own input size gets that model (sr8-128: faces of 14-16 px, sr4-128: 28-32 px, sr2-128: 55-64 px), never shrunk first and its output never enlarged after; other faces are upscaled with the background \\[default: 4, or --checkpoint's scale]."),
+    scale: Optional[int] = typer.Option(None, "--scale", help="sr: the output photo is SCALE times the input (2, 4 or 8). A face near a face model's own input size gets that model (sr8-128: faces of 15.5-16 px, sr4-128: 31-32 px, sr2-128: 62-64 px; a face model fed a resampled face does worse than the generic upsampler), never shrunk first and its output never enlarged after; other faces are upscaled with the background \\[default: 4, or --checkpoint's scale]."),
     background: str = typer.Option("span", "--background", help="sr: what upscales the photo around the faces: span (the learned generic upsampler that ships with facegan) or bicubic (faster, softer)."),
     compare: bool = typer.Option(False, "--compare", help="Also write <stem>_compare.png: input | occluded | restored, whole photo and per face (faces shown at 256 px or more)."),
     ext: Optional[str] = typer.Option(None, "--ext", help="Format of the restored photos: png, jpg (quality 95, 4:4:4) or webp \\[default: the input's own: JPEG in, JPEG out].", show_default=False),
