@@ -43,10 +43,8 @@ def resize(img: np.ndarray, side: int) -> np.ndarray:
 
 
 def sr(args) -> None:
-    import torch
-
     from facegan.data.packed import PackedDataset
-    from facegan.models.span import span_upscale
+    from facegan.models.span import span_upscale_uint8
     from facegan.restoring.backends import open_face_models
     from facegan.restoring.photo import PhotoRestorer
     from facegan.restoring.planning import PhotoItem, RestoreOptions
@@ -73,8 +71,7 @@ def sr(args) -> None:
             engine.run(job.faces)
             restored, _ = engine.finish(job)
             chosen.add(job.choices[0].restorer.ckpt.name if job.choices[0].restorer else "background")
-            x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 127.5 - 1
-            span = ((span_upscale(x, args.scale)[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+            span = span_upscale_uint8(small, args.scale)
             crop = args.scale
             scores["facegan"].append(psnr_y(restored, original, crop))
             scores["bicubic"].append(psnr_y(resize(small, out_side), original, crop))
@@ -88,17 +85,11 @@ def sr(args) -> None:
               f"{m['span']:.2f} | {d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] | {kind} |", flush=True)
 
 
-def sobel_energy(grey: np.ndarray) -> np.ndarray:
-    from scipy import ndimage
-
-    return ndimage.sobel(grey, axis=0) ** 2 + ndimage.sobel(grey, axis=1) ** 2
-
-
 def inpaint(args) -> None:
     from scipy import ndimage
 
     from facegan.restoring.backends import open_face_models
-    from facegan.restoring.fill_blend import luma
+    from facegan.metrics.realism import gradient_energy
     from facegan.restoring.photo import PhotoRestorer
     from facegan.restoring.planning import PhotoItem, RestoreOptions
     from facegan.tasks.base import TaskOptions
@@ -116,7 +107,7 @@ def inpaint(args) -> None:
             original = job.photo
             changed = np.abs(restored.astype(int) - original).max(-1) > 0
             inner = ndimage.binary_erosion(changed, iterations=4)
-            g_r, g_o = sobel_energy(luma(restored.astype(float))), sobel_energy(luma(original.astype(float)))
+            g_r, g_o = gradient_energy(np.stack([restored, original]))
             ratio = float(g_r[inner].mean() / max(g_o[inner].mean(), 1e-9)) if inner.any() else float("nan")
             ring_in = changed & ~ndimage.binary_erosion(changed, iterations=2)
             ring_out = ndimage.binary_dilation(changed, iterations=2) & ~changed

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -190,6 +191,13 @@ def load_pretrained_cascade(cascade: SPANCascade) -> SPANCascade:
     for stage in cascade.stages:
         stage.load_state_dict(_shipped_state(stage.scale, stage.channels), strict=True)
     return cascade
+
+
+def span_upscale_uint8(image: np.ndarray, scale: int) -> np.ndarray:
+    """A uint8 ``(H, W, 3)`` image upscaled ``scale`` times by :func:`span_upscale`, back as uint8."""
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 127.5 - 1
+    up = span_upscale(x, scale)[0]
+    return ((up.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
 def load_pretrained_into(span: SPAN) -> SPAN:

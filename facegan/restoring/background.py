@@ -35,9 +35,7 @@ def upscale_photo(photo: np.ndarray, scale: int, how: Background = "span") -> np
 
 
 def _span_tiled(photo: np.ndarray, scale: int) -> np.ndarray:
-    import torch
-
-    from facegan.models.span import span_upscale
+    from facegan.models.span import span_upscale_uint8
 
     h, w = photo.shape[:2]
     out = np.empty((h * scale, w * scale, 3), dtype=np.uint8)
@@ -46,9 +44,7 @@ def _span_tiled(photo: np.ndarray, scale: int) -> np.ndarray:
             y1, x1 = min(y0 + TILE, h), min(x0 + TILE, w)
             ry0, rx0 = max(y0 - OVERLAP, 0), max(x0 - OVERLAP, 0)
             ry1, rx1 = min(y1 + OVERLAP, h), min(x1 + OVERLAP, w)
-            tile = torch.from_numpy(photo[ry0:ry1, rx0:rx1].copy()).permute(2, 0, 1)[None].float()
-            up = span_upscale(tile / 127.5 - 1, scale)[0]
-            up = ((up.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+            up = span_upscale_uint8(photo[ry0:ry1, rx0:rx1], scale)
             oy, ox = (y0 - ry0) * scale, (x0 - rx0) * scale
             out[y0 * scale:y1 * scale, x0 * scale:x1 * scale] = up[oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale]
     return out

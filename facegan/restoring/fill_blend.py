@@ -43,8 +43,10 @@ def is_grey(photo: np.ndarray) -> bool:
 
 
 def luma(image: np.ndarray) -> np.ndarray:
-    """BT.601 luma of an RGB image, float64."""
-    return image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+    """BT.601 luma (:data:`facegan.metrics.realism.GREY`) of an RGB image, float64."""
+    from facegan.metrics.realism import GREY
+
+    return np.asarray(image, dtype=np.float64) @ np.asarray(GREY)
 
 
 def enlarge_fill(face: np.ndarray, stretch: float) -> tuple[np.ndarray, int]:
@@ -52,14 +54,10 @@ def enlarge_fill(face: np.ndarray, stretch: float) -> tuple[np.ndarray, int]:
     (canvas pixels per aligned pixel) on its way back; returns (face, factor used: 1, 2, 4 or 8)."""
     if stretch <= ENLARGE_FROM:
         return face, 1
-    import torch
-
-    from facegan.models.span import span_upscale
+    from facegan.models.span import span_upscale_uint8
 
     factor = next((f for f in (2, 4) if stretch <= f * ENLARGE_FROM), 8)
-    x = torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1)[None].float() / 127.5 - 1
-    up = span_upscale(x, factor)[0]
-    return ((up.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy(), factor
+    return span_upscale_uint8(face, factor), factor
 
 
 def seamless(fill: np.ndarray, photo: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -87,30 +85,28 @@ def seamless(fill: np.ndarray, photo: np.ndarray, region: np.ndarray) -> np.ndar
         known[..., c] = (d * outside).sum(axis=(1, 3)) / np.maximum(count, 1)
     if not unknown.any() or unknown.all():  # nothing to solve, or no photo around to meet
         return np.where(region[..., None], fill, photo.astype(np.float64))
+    # the 5-point Laplacian over the unknown cells, built with whole-array operations: each
+    # unknown cell's in-grid neighbours count on the diagonal; unknown ones are matrix entries,
+    # known ones move their value to the right-hand side
+    n = int(unknown.sum())
     index = -np.ones((hc, wc), dtype=np.int64)
-    index[unknown] = np.arange(int(unknown.sum()))
-    rows, cols, vals = [], [], []
-    rhs = np.zeros((int(unknown.sum()), 3))
+    index[unknown] = np.arange(n)
     ys, xs = np.nonzero(unknown)
-    for y, x in zip(ys, xs):
-        i = index[y, x]
-        n = 0
-        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-            yy, xx = y + dy, x + dx
-            if not (0 <= yy < hc and 0 <= xx < wc):
-                continue
-            n += 1
-            if unknown[yy, xx]:
-                rows.append(i)
-                cols.append(index[yy, xx])
-                vals.append(-1.0)
-            else:
-                rhs[i] += known[yy, xx]
-        rows.append(i)
-        cols.append(i)
-        vals.append(float(n))
-    a = coo_matrix((vals, (rows, cols)), shape=(len(ys), len(ys))).tocsr()
-    solved = np.asarray(spsolve(a.tocsc(), rhs)).reshape(len(ys), 3)
+    diag = np.zeros(n)
+    rhs = np.zeros((n, 3))
+    rows, cols = [np.arange(n)], [np.arange(n)]
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        yy, xx = ys + dy, xs + dx
+        inside_grid = (yy >= 0) & (yy < hc) & (xx >= 0) & (xx < wc)
+        diag += inside_grid
+        yy, xx, me = yy[inside_grid], xx[inside_grid], index[ys[inside_grid], xs[inside_grid]]
+        neighbour_unknown = unknown[yy, xx]
+        rows.append(me[neighbour_unknown])
+        cols.append(index[yy[neighbour_unknown], xx[neighbour_unknown]])
+        np.add.at(rhs, me[~neighbour_unknown], known[yy[~neighbour_unknown], xx[~neighbour_unknown]])
+    vals = [diag] + [-np.ones(len(r)) for r in rows[1:]]
+    a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    solved = np.asarray(spsolve(a.tocsc(), rhs)).reshape(n, 3)
     coarse = known.copy()
     coarse[unknown] = solved
     d = ndimage.zoom(coarse, (step, step, 1), order=1, mode="nearest", grid_mode=True)[:h, :w]
