@@ -129,3 +129,16 @@ def test_only_center_face_picks_the_face_nearest_the_centre(tmp_path):
         crops[flag] = np.asarray(Image.open(out / "cropped_faces" / "two_00.png")).astype(int)
     # the centre face is the smaller copy (its aligned crop is resampled from fewer pixels)
     assert np.abs(crops["--only-center-face"] - crops["--face=largest"]).mean() > 1
+
+
+def test_a_named_model_runs_as_it_is_and_restores_choice_runs_the_pair(tmp_path):
+    from facegan.checkpoints.bundled import find_model
+
+    if find_model("sr4-128-gan") is None:
+        pytest.skip("sr4-128-gan is not bundled in this checkout")
+    Image.open(PHOTO).convert("RGB").resize((32, 32), Image.Resampling.BICUBIC).save(tmp_path / "face.png")
+    base = ["restore", str(tmp_path / "face.png"), "--aligned", "--task", "sr", "--device", "cpu"]
+    chosen = " ".join(runner.invoke(app, [*base, "--out", str(tmp_path / "a")]).output.split())
+    named = " ".join(runner.invoke(app, [*base, "--checkpoint", "sr4-128", "--out", str(tmp_path / "b")]).output.split())
+    assert "32 px face: sr4-128-gan-fidelity0.5" in chosen
+    assert "32 px face: sr4-128 (32 -> 128 px)" in named and "fidelity" not in named

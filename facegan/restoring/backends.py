@@ -41,8 +41,9 @@ def open_restorer(task: str, checkpoint: str | Path | None = None, backend: str 
 
     ``torch``: ``checkpoint``, else the bundled model of ``task`` (:meth:`Checkpoint.find`, said
     on ``console``), on ``device``, ``mirror`` True/False overriding the recipe's self-ensemble,
-    at ``fidelity`` (:mod:`facegan.checkpoints.fidelity`; None: a bundled model runs at the
-    realism default of its GAN partner, a named run as it is). ``onnx``: the exported file
+    at ``fidelity`` (:mod:`facegan.checkpoints.fidelity`; None: the bundled model restore chose
+    runs at the default of its GAN partner, a named model as it is, a named GAN model at its
+    card's default). ``onnx``: the exported file
     ``checkpoint`` (needed), which runs on the CPU as it was exported (so ``mirror`` and
     ``fidelity`` are refused).
     """
@@ -51,7 +52,9 @@ def open_restorer(task: str, checkpoint: str | Path | None = None, backend: str 
         from facegan.checkpoints.fidelity import at_fidelity, realism_default
 
         ckpt = Checkpoint.find(checkpoint, task, options, console)
-        ckpt = at_fidelity(ckpt, fidelity if fidelity is not None else realism_default(ckpt))
+        if fidelity is None and checkpoint is None:  # restore's own choice: the pair at its default
+            fidelity = realism_default(ckpt)
+        ckpt = at_fidelity(ckpt, fidelity)
         if ckpt.fidelity is not None and console is not None:
             console.print(f"{ckpt.name}: fidelity {ckpt.fidelity:g} (0 = the GAN model, 1 = the PSNR model; "
                           "--fidelity to choose)")
