@@ -17,7 +17,11 @@ on a smooth original, a weaker test, and say so.
 changed pixels eroded by 4 px), the restored photo's gradient energy (grey, 3x3 Sobel) over the
 original's; the colour step across the hole's border (mean |RGB difference| between the pixels
 just inside and just outside the border) over the original's across the same border; and
-whether the photo stays grey when it is grey (largest chroma).
+whether the photo stays grey when it is grey (largest chroma); and, with `--judge`, whether dlib's
+face descriptor still verifies the person (distance < 0.6) in the restored photo's face, aligned
+at 256 px from the photo, against the original photo's face aligned the same way, beside the same
+verdict on the model's 128 px result (its composite) against the original aligned at 128 px: the
+photo path must not lose identity that the 128 px result kept.
 """
 
 from __future__ import annotations
@@ -85,6 +89,32 @@ def sr(args) -> None:
               f"{m['span']:.2f} | {d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}] | {kind} |", flush=True)
 
 
+def aligned_from(photo: np.ndarray, m: np.ndarray, model_side: int, side: int) -> np.ndarray:
+    """The face at ``side`` px on facegan's template: ``m`` maps the photo to the model's aligned
+    frame of ``model_side`` px. Warped at 4x ``side`` (bilinear) and reduced with antialiasing, so
+    a large face is not aliased on its way down."""
+    import cv2
+
+    from facegan.faces.geometry import compose, scale_matrix
+
+    big = 4 * side
+    warp = compose(scale_matrix(big / model_side), m)
+    face = cv2.warpAffine(photo, warp.astype(np.float64), (big, big), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+    return np.asarray(Image.fromarray(face).resize((side, side), Image.Resampling.LANCZOS))
+
+
+def judge_distances(judge, faces: list[np.ndarray], truths: list[np.ndarray]) -> np.ndarray:
+    """dlib descriptor distances of uint8 aligned faces to their truths."""
+    import torch
+
+    def batch(imgs):
+        return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+    return np.array([np.linalg.norm(judge.descriptors(batch([f])) - judge.descriptors(batch([t])))
+                     for f, t in zip(faces, truths)])
+
+
 def inpaint(args) -> None:
     from scipy import ndimage
 
@@ -95,10 +125,16 @@ def inpaint(args) -> None:
     from facegan.tasks.base import TaskOptions
 
     models = open_face_models("inpaint", device="cpu", options=TaskOptions(mask=args.mask[0]))
-    print("| photo | size | mask | detail (restored / original, in the hole) | colour step (restored / original) | max chroma in / out |")
-    print("|---|---|---|---|---|---|")
+    judge = None
+    if args.judge:
+        from facegan.scoring.judge import load_judge
+
+        judge = load_judge("dlib")
+    print("| photo | size | mask | detail (restored / original, in the hole) | colour step (restored / original) | "
+          "max chroma in / out |" + (" dlib distance: photo / 128 px result |" if judge else ""))
+    print("|---|---|---|---|---|---|" + ("---|" if judge else ""))
     for mask in args.mask:
-        ratios, steps = [], []
+        ratios, steps, d_photo, d_128 = [], [], [], []
         for photo_path in args.photos:
             engine = PhotoRestorer(models, RestoreOptions(task="inpaint", mask=mask, seam=args.seam))
             job = engine.prepare(PhotoItem(Path(photo_path), mask))
@@ -117,9 +153,22 @@ def inpaint(args) -> None:
             ratios.append(ratio)
             steps.append(step_r / max(step_o, 1e-6))
             h, w = original.shape[:2]
+            judged = ""
+            if judge is not None:
+                face = job.faces[0]
+                side = face.output.shape[0]
+                ours = judge_distances(judge, [aligned_from(restored, face.m, side, 256), face.output],
+                                       [aligned_from(original, face.m, side, 256), aligned_from(original, face.m, side, side)])
+                d_photo.append(float(ours[0]))
+                d_128.append(float(ours[1]))
+                judged = f" {ours[0]:.3f} / {ours[1]:.3f} |"
             print(f"| {Path(photo_path).name} | {w}×{h} | {mask} | {ratio:.3f} | {step_r:.2f} / {step_o:.2f} = "
-                  f"{step_r / max(step_o, 1e-6):.2f} | {chroma(original)} / {chroma(restored)} |", flush=True)
-        print(f"| **median** | | {mask} | {np.nanmedian(ratios):.3f} | {np.median(steps):.2f} | |")
+                  f"{step_r / max(step_o, 1e-6):.2f} | {chroma(original)} / {chroma(restored)} |{judged}", flush=True)
+        judged = ""
+        if judge is not None:
+            v_photo, v_128 = np.mean(np.array(d_photo) < 0.6), np.mean(np.array(d_128) < 0.6)
+            judged = f" verified {v_photo:.0%} / {v_128:.0%} |"
+        print(f"| **median** | | {mask} | {np.nanmedian(ratios):.3f} | {np.median(steps):.2f} | |{judged}")
 
 
 def main() -> None:
@@ -135,6 +184,7 @@ def main() -> None:
     b.add_argument("photos", nargs="+")
     b.add_argument("--mask", action="append", default=[])
     b.add_argument("--seam", default="poisson")
+    b.add_argument("--judge", action="store_true", help="also the dlib verdict on the photo's face vs the 128 px result")
     args = ap.parse_args()
     if args.cmd == "inpaint" and not args.mask:
         args.mask = ["eyes", "mouth", "center"]

@@ -112,6 +112,23 @@ def test_tiny_photo_is_detected_on_an_enlarged_copy():
     assert np.linalg.norm(found[0].landmarks[:2] - want, axis=1).max() < 1.0
 
 
+def test_faces_smaller_than_mtcnn_sees_are_found_on_an_enlarged_copy():
+    """SR restores faces of 16 px crops (sr8-128's input): their box is ~10 px, under MTCNN's 20.
+    In a 256 px photo the first pass misses such a face; with min_face the second pass enlarges."""
+    photo = images.load_image(DEEPFACE / "img11.jpg")
+    crop = photo.crop((50, 20, 190, 190))
+    f = 12 / crop.width
+    small = crop.resize((12, round(crop.height * f)), Image.Resampling.LANCZOS)  # eyes ~4 px apart
+    canvas = Image.new("RGB", (256, 256), (120, 130, 140))
+    canvas.paste(small, (150, 60))
+    assert faces.tile_scale(10) == faces.MAX_ENLARGE and faces.tile_scale(40) == 0.5
+    assert faces.find_faces(canvas) == []
+    found = faces.find_faces(canvas, min_face=10)
+    assert len(found) == 1
+    want = (PUPILS["img11.jpg"] - [50, 20] + 0.5) * f - 0.5 + [150, 60]
+    assert np.linalg.norm(found[0].landmarks[:2] - want, axis=1).max() < 1.0
+
+
 def _png_header(width: int, height: int) -> bytes:
     """A tiny PNG file whose header claims ``width`` x ``height`` grey pixels (data truncated)."""
 
