@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,3 +164,28 @@ def test_init_from_refuses_another_model_or_task(tiny_run, sample_data, tmp_path
         train(tiny_recipe(sample_data, "train.init_from=sr4-128"), tmp_path / "c")
     assert not (tmp_path / "a" / "checkpoints").exists()
 
+
+
+def test_a_generator_that_blows_up_is_reported_once(tmp_path):
+    """A GAN fine-tune of SPAN jumped from L1 0.05 to 0.8 between two steps (finite, so the run
+    does not stop): the log flags the first step of the jump and the progress gets one note."""
+    from facegan.training.run_log import SPIKE_WINDOW, RunLog
+
+    log = RunLog(tmp_path / "log.jsonl", ["rec", "tv"], warmup_steps=0)
+    rng = np.random.default_rng(0)
+    steady = [0.05 + 0.01 * rng.standard_normal() for _ in range(SPIKE_WINDOW + 30)]
+    values = steady + [0.16, 0.83, 0.90, 0.95]
+
+    def record(step, rec):
+        return {"kind": "step", "step": step, "d": 0.6, "g": rec, "g_adv": 1.0, "g_id": 0.2, "d_real": 0.6,
+                "d_fake": 0.5, "g_rec": rec, "g_tv": 0.02}
+
+    notes, flagged = [], []
+    for start in range(0, len(values), 25):  # flushed 25 steps at a time, as train.log_every does
+        records = [record(start + i + 1, v) for i, v in enumerate(values[start:start + 25])]
+        notes += log.health(records)[1]
+        flagged += [r["step"] for r in records if r.get("g_spike")]
+    spike_step = len(steady) + 2  # 0.16 is about 3x the median, 0.83 far past 4x
+    assert flagged == [spike_step]
+    assert len(notes) == 1 and f"step {spike_step}: the generator's rec loss jumped to 0.830" in notes[0]
+    assert "blown up" in notes[0] and "train.betas" in notes[0]

@@ -1,5 +1,6 @@
 """What a training run records and shows: log.jsonl, the progress line, and the health checks
-made on every flush of the log (a non-finite loss, a collapsed discriminator).
+made on every flush of the log (a non-finite loss, a collapsed discriminator, a generator whose
+reconstruction loss jumps).
 
 Every step's losses stay on the device until the log is flushed (every ``train.log_every``
 steps, and before every sample and checkpoint): one host transfer per flush, none per step.
@@ -24,6 +25,13 @@ ADVERSARIAL_KEYS = ("d", "g_adv", "d_real", "d_fake")
 COLLAPSE_GAP = 0.02
 #: ...after at least this many adversarial steps (a fresh discriminator starts at chance).
 COLLAPSE_GRACE = 100
+
+
+#: The generator has blown up when its reconstruction loss is this many times its median over
+#: the last :data:`SPIKE_WINDOW` steps (GAN fine-tunes of SPAN jumped from 0.05 to 0.6-0.9 in one step)...
+SPIKE_FACTOR = 4.0
+#: ...a window that must be full before the test applies.
+SPIKE_WINDOW = 50
 
 
 class DivergedError(FaceganError):
@@ -78,6 +86,40 @@ class CollapseWatch:
         return f"the discriminator separates real and generated faces again (mean |D(x) - D(G(z))| = {gap:.3f})"
 
 
+@dataclass
+class SpikeWatch:
+    """Says when the generator's reconstruction loss jumps far above its recent median: a
+    generator that blew up between two steps (finite, so not a divergence the run stops for) and
+    now makes noise. The EMA weights, a slow average, are hurt less; the note says where to resume."""
+
+    key: str
+    recent: list[float] | None = None
+    spiked_at: int | None = None
+
+    def update(self, records: list[dict]) -> str | None:
+        """Feed ``records``; a note for the first step of a spike, else None."""
+        if self.recent is None:
+            self.recent = []
+        note = None
+        for rec in records:
+            value = rec.get(self.key)
+            if value is None:
+                continue
+            if len(self.recent) >= SPIKE_WINDOW:
+                median = sorted(self.recent)[len(self.recent) // 2]
+                if value > SPIKE_FACTOR * median and self.spiked_at is None:
+                    self.spiked_at = rec["step"]
+                    rec["g_spike"] = True
+                    note = (f"step {rec['step']}: the generator's {self.key[2:]} loss jumped to {value:.3f} "
+                            f"({value / median:.0f}x its recent median {median:.3f}): it has blown up; resume from a "
+                            "checkpoint before this step with a lower train.lr_g or Adam beta1 0.9 (train.betas)")
+                    continue  # the spike does not enter the median
+                if value <= SPIKE_FACTOR * median:
+                    self.spiked_at = None
+            self.recent = (self.recent + [value])[-SPIKE_WINDOW:]
+        return note
+
+
 class RunLog:
     """The records of one run: built from flushed loss values, checked, written, summarised."""
 
@@ -91,6 +133,7 @@ class RunLog:
         self.warmup_steps = warmup_steps
         self.progress_terms = [t for t in progress_terms if t in terms]
         self.collapse = CollapseWatch(warmup_steps)
+        self.spike = SpikeWatch(f"g_{self.progress_terms[0]}") if self.progress_terms else None
 
     def records(self, values: list[list[float]], first: int) -> list[dict]:
         """Log records of steps ``first, first+1, ...``; generator-only records (the warm-up's,
@@ -123,9 +166,14 @@ class RunLog:
         )
 
     def health(self, records: list[dict]) -> tuple[str, list[str]]:
-        """Check the discriminator over ``records``; (progress-line text, notes to print).
-        The last record gets ``d_gap`` and ``d_collapsed`` when the test applies."""
+        """Check the discriminator and the generator over ``records``; (progress-line text, notes
+        to print). The last record gets ``d_gap`` and ``d_collapsed`` when the test applies; the
+        first record of a generator spike gets ``g_spike``."""
         notes = []
+        if self.spike is not None:
+            note = self.spike.update(records)
+            if note is not None:
+                notes.append(note)
         gap = self.collapse.gap(records) if self.adversarial else None
         if gap is not None:
             note = self.collapse.update(gap)
