@@ -147,20 +147,21 @@ def test_quick_study_end_to_end(sample_data: Path, tmp_path: Path, monkeypatch):
     out = tmp_path / "study"
     first = runner.invoke(app, _quick_args(sample_data, out), env=WIDE)
     assert first.exit_code == 0, first.output
-    for column in ("PSNR (dB)", "SSIM", "identity cos (mobilefacenet)", "judge cos (dlib)", "verified by dlib",
-                   "Δ vs baseline", "p=", "±"):
+    for column in ("PSNR (dB)", "SSIM", "detail", "LMD (px)", "identity cos (mobilefacenet)", "judge cos (dlib)",
+                   "verified by dlib", "Δ vs baseline", "p=", "±"):
         assert column in first.output, column
     assert "judge dlib (never used in training)" in first.output
     for name in ("results.md", "results.csv", "results.png"):
         assert (out / name).is_file()
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (out / "results.md").read_text()
-    assert "| Variant | PSNR (dB) | SSIM | identity cos (mobilefacenet) | judge cos (dlib) | verified by dlib |" in md
+    assert ("| Variant | PSNR (dB) | SSIM | detail | LMD (px) | identity cos (mobilefacenet) | judge cos (dlib) "
+            "| verified by dlib |") in md
     assert "| identity | " in md and "p=" in md
     with open(out / "results.csv", newline="") as f:
         rows = {(r["variant"], r["metric"]): r for r in csv.DictReader(f)}
     for variant in ("baseline", "identity"):
-        for metric in ("psnr", "ssim", "id_cos", "judge_cos", "judge_verified", "hole_l1"):
+        for metric in ("psnr", "ssim", "detail", "lmd", "id_cos", "judge_cos", "judge_verified", "hole_l1"):
             row = rows[(variant, metric)]
             assert row["mean"] and row["ci95_lo"] and row["n_images"] == "6", (variant, metric)
             assert (row["diff"] == "") == (variant == "baseline")

@@ -169,6 +169,10 @@ def _num(x: float) -> str:
     return f"{x:.6g}" if math.isfinite(x) else ""
 
 
+#: results.png wraps its panels into rows of at most this many.
+PANELS_PER_ROW = 5
+
+
 def bar_chart(result: StudyResult) -> bytes:
     """results.png: one panel per metric, a bar per variant with its 95% CI, p vs baseline."""
     import matplotlib
@@ -178,9 +182,14 @@ def bar_chart(result: StudyResult) -> bytes:
 
     panels = [m for m in result.metrics if any(math.isfinite(v.metrics[m.key].estimate.mean)
                                                for v in result.variants if m.key in v.metrics)]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(2.2 + 2.3 * max(1, len(panels)), 3.6), squeeze=False)
+    n = max(1, len(panels))
+    cols = n if n <= PANELS_PER_ROW else math.ceil(n / math.ceil(n / PANELS_PER_ROW))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 + 2.3 * cols, 0.4 + 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     names = [v.name for v in result.variants]
-    for ax, m in zip(axes[0], panels):
+    for ax, m in zip(axes.flat, panels):
         scale = 100.0 if m.percent else 1.0
         est = [v.metrics[m.key].estimate for v in result.variants]
         means = [e.mean * scale for e in est]

@@ -34,8 +34,9 @@ from facegan.study.result import JUDGE_KEYS, MetricResult, RunScores, StudyResul
 from facegan.study.spec import Study, load_study, run_overrides, run_recipe
 
 #: The metrics of the table, in order; those a study's evaluation does not produce are left
-#: out (PSNR-Y/SSIM-Y exist for super-resolution only).
-TABLE_METRICS = [mi.PSNR, mi.SSIM, mi.PSNR_Y, mi.SSIM_Y, mi.ID_COS, *mi.JUDGE]
+#: out (PSNR-Y/SSIM-Y exist for super-resolution only, LMD with the dlib judge only). Detail and
+#: LMD are there because a GAN term trades PSNR for them: a study of a GAN recipe must show both.
+TABLE_METRICS = [mi.PSNR, mi.SSIM, mi.PSNR_Y, mi.SSIM_Y, mi.DETAIL, mi.LMD, mi.ID_COS, *mi.JUDGE]
 
 
 def default_out(study: Study, quick: bool) -> Path:
