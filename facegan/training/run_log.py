@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from facegan.core.errors import FaceganError
@@ -93,30 +95,30 @@ class SpikeWatch:
     now makes noise. The EMA weights, a slow average, are hurt less; the note says where to resume."""
 
     key: str
-    recent: list[float] | None = None
+    #: The last SPIKE_WINDOW values of ``key`` (a spike's first step left out).
+    recent: deque = field(default_factory=lambda: deque(maxlen=SPIKE_WINDOW))
+    #: The step the current spike started at; None while the loss is normal.
     spiked_at: int | None = None
 
     def update(self, records: list[dict]) -> str | None:
         """Feed ``records``; a note for the first step of a spike, else None."""
-        if self.recent is None:
-            self.recent = []
         note = None
         for rec in records:
             value = rec.get(self.key)
             if value is None:
                 continue
-            if len(self.recent) >= SPIKE_WINDOW:
-                median = sorted(self.recent)[len(self.recent) // 2]
-                if value > SPIKE_FACTOR * median and self.spiked_at is None:
+            if len(self.recent) == SPIKE_WINDOW:
+                median = statistics.median(self.recent)
+                if value <= SPIKE_FACTOR * median:
+                    self.spiked_at = None
+                elif self.spiked_at is None:
                     self.spiked_at = rec["step"]
                     rec["g_spike"] = True
                     note = (f"step {rec['step']}: the generator's {self.key[2:]} loss jumped to {value:.3f} "
                             f"({value / median:.0f}x its recent median {median:.3f}): it has blown up; resume from a "
                             "checkpoint before this step with a lower train.lr_g or Adam beta1 0.9 (train.betas)")
                     continue  # the spike does not enter the median
-                if value <= SPIKE_FACTOR * median:
-                    self.spiked_at = None
-            self.recent = (self.recent + [value])[-SPIKE_WINDOW:]
+            self.recent.append(value)
         return note
 
 
@@ -164,6 +166,11 @@ class RunLog:
             f"training diverged: loss {key} is not finite at step {step}; stopped, {kept} "
             "(lower train.lr_g / train.lr_d, or raise train.warmup_steps)"
         )
+
+    @property
+    def alarmed(self) -> bool:
+        """Whether the run is in trouble now: a collapsed discriminator or a generator spike."""
+        return self.collapse.collapsed or (self.spike is not None and self.spike.spiked_at is not None)
 
     def health(self, records: list[dict]) -> tuple[str, list[str]]:
         """Check the discriminator and the generator over ``records``; (progress-line text, notes

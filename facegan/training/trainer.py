@@ -318,8 +318,7 @@ class Trainer:
         img_s = len(pending) * self.recipe.train.batch * self.dist.world / max(seconds, 1e-9)
         info, notes = self.log.health(records)
         for note in notes:
-            alarm = self.log.collapse.collapsed or "blown up" in note
-            progress.note(note, style="yellow" if alarm else "dim")
+            progress.note(note, style="yellow" if self.log.alarmed else "dim")
         if self.dist.main:
             records[-1]["img_s"] = img_s
             records[-1]["lr_g"] = self.opt_g.param_groups[0]["lr"]
